@@ -1,0 +1,1 @@
+"""sslscope: train joint-embedding SSL models and see how they learn."""

@@ -1,0 +1,14 @@
+"""The one exception type that reaches the user as a sentence instead of a traceback."""
+
+
+class UserError(Exception):
+    """Bad input from the user: a config value, a path, a file.
+
+    The command line prints ``str(error)`` (one sentence saying what is wrong and what to do)
+    and exits with status 2. Raise it at the boundary where the input is first read, never
+    from deep inside a numerical routine.
+    """
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; the last good checkpoint is kept. Exit status 3."""
