@@ -1,0 +1,5 @@
+import sys
+
+from sslscope.cli import main
+
+sys.exit(main())
