@@ -1,0 +1,68 @@
+"""Backbones for small images: an MLP and a small CNN sized for 8×8 digits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    """Flatten, then Linear → BatchNorm → ReLU blocks.
+
+    Args:
+        in_features: C·H·W of the input images.
+        widths: hidden widths; the last one is the representation size ``out_dim``.
+
+    Shapes:
+        (N, C, H, W) -> (N, widths[-1])
+    """
+
+    def __init__(self, in_features: int, widths: Sequence[int] = (512, 512)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        prev = in_features
+        for width in widths:
+            layers += [nn.Linear(prev, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
+            prev = width
+        self.net = nn.Sequential(*layers)
+        self.out_dim = prev
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class SmallCNN(nn.Module):
+    """A VGG-style CNN for tiny images: two 3×3 conv blocks per stage, 2×2 max-pool between.
+
+    With ``widths=(32, 64, 128)`` an 8×8 input goes 8×8 → 4×4 → 2×2, then a global average
+    pool gives the representation h. No residual connections: at this size they do not help,
+    and a plain network keeps the kernel regime of the stepwise theory easy to reason about.
+
+    Args:
+        in_channels: 1 for grayscale, 3 for colour.
+        widths: channels of each stage; stage s is followed by a 2×2 max-pool except the last.
+
+    Shapes:
+        (N, C, H, W) -> (N, widths[-1])
+    """
+
+    def __init__(self, in_channels: int = 1, widths: Sequence[int] = (32, 64, 128)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for i, width in enumerate(widths):
+            layers += _conv_bn_relu(prev, width) + _conv_bn_relu(width, width)
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            prev = width
+        self.features = nn.Sequential(*layers)
+        self.out_dim = prev
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
