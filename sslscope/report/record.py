@@ -1,0 +1,149 @@
+"""Read a run directory once into a `RunRecord` that every report section can use.
+
+The run directory is the contract between the training loop and the report:
+
+    config.json        resolved config (flat JSON object; `loss_kwargs` is one nested dict)
+    metrics.jsonl      one JSON object per line: training rows and evaluation rows
+    evaluation.json    final evaluation table (missing if the run was interrupted)
+    run.json           environment and status (may be missing)
+
+Rows of `metrics.jsonl` are told apart by their keys: a row with any ``eval/...`` key is an
+evaluation row, every other row is a training row. Keys the report does not know (for example
+``spectrum/z/eff_rank``) are kept in the rows and simply ignored by sections that do not ask for
+them, so the training loop can log new things without breaking old reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sslscope.errors import UserError
+from sslscope.files import read_jsonl
+
+EVAL_PREFIX = "eval/"
+
+
+@dataclass
+class RunRecord:
+    """Everything a report section may read, loaded once from a run directory.
+
+    Attributes:
+        run_dir: the run directory, as given to `load`.
+        config: the resolved config (`config.json`).
+        train_rows: rows of `metrics.jsonl` without any ``eval/`` key, in file order.
+        eval_rows: rows of `metrics.jsonl` with at least one ``eval/`` key, in file order.
+        evaluation: `evaluation.json`, or None if the run has no final evaluation yet.
+        run_info: `run.json`, or None if it is missing.
+    """
+
+    run_dir: Path
+    config: dict[str, Any]
+    train_rows: list[dict[str, Any]] = field(default_factory=list)
+    eval_rows: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+    run_info: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunRecord:
+        """Read `run_dir`; only `config.json` is required.
+
+        A trailing partial line in `metrics.jsonl` (a crash mid-append) is skipped, and lines
+        that are not JSON objects are ignored.
+
+        Raises:
+            UserError: `run_dir` or its `config.json` is missing, or a JSON file is corrupt.
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise UserError(f"Run directory {run_dir} does not exist; pass the folder a run wrote.")
+        config = _read_json_object(run_dir / "config.json", required=True)
+        assert config is not None  # required=True raises instead of returning None
+        rows: list[dict[str, Any]] = []
+        if (run_dir / "metrics.jsonl").is_file():
+            rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if isinstance(r, dict)]
+        is_eval = [any(str(k).startswith(EVAL_PREFIX) for k in r) for r in rows]
+        return cls(
+            run_dir=run_dir,
+            config=config,
+            train_rows=[r for r, e in zip(rows, is_eval) if not e],
+            eval_rows=[r for r, e in zip(rows, is_eval) if e],
+            evaluation=_read_json_object(run_dir / "evaluation.json", required=False),
+            run_info=_read_json_object(run_dir / "run.json", required=False),
+        )
+
+    def series(self, key: str, rows: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """Return the values of one metric over steps.
+
+        Args:
+            key: a metrics key, e.g. ``"train/loss"`` or ``"eval/h/knn/test_acc"``.
+            rows: ``"train"``, ``"eval"`` or ``"all"`` (both, in file order within each kind).
+
+        Returns:
+            ``(steps, values)``: int64 array of shape (T,) and float64 array of shape (T,) for
+            the T rows that have both ``step`` and `key`, in file order. null, non-numeric and
+            non-finite values become NaN, so a line plot shows a gap there.
+        """
+        if rows == "train":
+            source = self.train_rows
+        elif rows == "eval":
+            source = self.eval_rows
+        elif rows == "all":
+            source = self.train_rows + self.eval_rows
+        else:
+            raise ValueError(f"rows must be 'train', 'eval' or 'all', got {rows!r}")
+        steps, values = [], []
+        for row in source:
+            step = row.get("step")
+            if key not in row or not _is_number(step):
+                continue
+            steps.append(int(step))
+            values.append(as_float(row[key]))
+        return np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+    def evaluation_rows(self) -> list[dict[str, Any]]:
+        """The rows of `evaluation.json` that are JSON objects; [] when there is none."""
+        rows = (self.evaluation or {}).get("rows")
+        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+    def keys(self, rows: str = "train") -> list[str]:
+        """All metric keys present in `rows` (``"train"`` or ``"eval"``), in first-seen order."""
+        source = self.eval_rows if rows == "eval" else self.train_rows
+        seen: dict[str, None] = {}
+        for row in source:
+            for k in row:
+                seen.setdefault(str(k), None)
+        return list(seen)
+
+
+def as_float(value: Any) -> float:
+    """`value` as a float; None, booleans, strings and non-finite numbers become NaN."""
+    if not _is_number(value):
+        return math.nan
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_json_object(path: Path, *, required: bool) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise UserError(
+                f"{path} is missing; a run directory needs the config.json its run wrote."
+            )
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); restore or delete it.") from err
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} should hold a JSON object, found {type(obj).__name__}.")
+    return obj
