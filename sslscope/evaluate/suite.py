@@ -1,0 +1,93 @@
+"""The evaluation a run performs: features of train and test images, then every probe on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from sslscope.data import ImageData
+from sslscope.evaluate.neighbours import knn_accuracy
+from sslscope.evaluate.probes import linear_probe
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Probe options, taken from the run config (see :class:`sslscope.config.Config`)."""
+
+    knn_k: int
+    knn_temperature: float
+    probe_batch_size: int  # 0: full-batch L-BFGS
+    seed: int
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module, images: Tensor, *, batch_size: int = 1024, device: torch.device | str
+) -> dict[str, Tensor]:
+    """Backbone and projector outputs of uint8 images, with the encoder in eval mode.
+
+    Args:
+        encoder: maps float images in [0, 1], (N, C, H, W), to (h, z).
+        images: uint8, (N, C, H, W), on any device.
+
+    Returns:
+        {"h": (N, D_h), "z": (N, D_z)} float32 on ``device``. The encoder's train/eval mode is
+        restored afterwards.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    hs, zs = [], []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255)
+        h, z = encoder(x)
+        hs.append(h.float())
+        zs.append(z.float())
+    encoder.train(was_training)
+    return {"h": torch.cat(hs), "z": torch.cat(zs)}
+
+
+def probe_features(
+    train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor, settings: ProbeSettings
+) -> dict[str, float]:
+    """Linear probe and weighted kNN on one set of features.
+
+    Returns:
+        {"linear/test_acc", "linear/train_acc", "linear/val_acc", "linear/weight_decay",
+        "knn/test_acc"} as Python floats.
+    """
+    batch = settings.probe_batch_size or None
+    linear = linear_probe(train, train_y, test, test_y, batch_size=batch, seed=settings.seed)
+    out = {f"linear/{k}": v for k, v in linear.as_dict().items()}
+    out["knn/test_acc"] = knn_accuracy(
+        train, train_y, test, test_y, k=settings.knn_k, temperature=settings.knn_temperature
+    )
+    return out
+
+
+def evaluate_encoder(
+    encoder: nn.Module, data: ImageData, settings: ProbeSettings, device: torch.device | str
+) -> dict[str, float]:
+    """Probe the backbone output h and the projector output z on the data set's fixed split.
+
+    Returns:
+        Flat dict keyed "<features>/<probe>/<metric>", e.g. "h/linear/test_acc".
+    """
+    train = extract_features(encoder, data.train_x, device=device)
+    test = extract_features(encoder, data.test_x, device=device)
+    train_y, test_y = data.train_y.to(device), data.test_y.to(device)
+    results: dict[str, float] = {}
+    for name in ("h", "z"):
+        for key, value in probe_features(train[name], train_y, test[name], test_y, settings).items():
+            results[f"{name}/{key}"] = value
+    return results
+
+
+def evaluate_pixels(data: ImageData, settings: ProbeSettings, device: torch.device | str) -> dict:
+    """The raw-pixel baseline: the same probes on flattened images scaled to [0, 1]."""
+    train = data.train_x.to(device).flatten(1).float().div_(255)
+    test = data.test_x.to(device).flatten(1).float().div_(255)
+    return probe_features(
+        train, data.train_y.to(device), test, data.test_y.to(device), settings
+    )
