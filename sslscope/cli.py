@@ -1,0 +1,205 @@
+"""The ``sslscope`` command line: train, eval, report.
+
+Every config field becomes a ``--flag`` generated from :class:`sslscope.config.Config`, so the
+help text is the field's own documentation and cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sslscope import config as config_lib
+from sslscope.errors import TrainingDiverged, UserError
+
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _methods_epilog() -> str:
+    from sslscope.methods import METHODS
+    from sslscope.presets import PRESETS
+
+    lines = ["methods (--method):"]
+    lines += [f"  {name:<12} {spec.description}" for name, spec in METHODS.items()]
+    lines += ["", "presets (--preset):"]
+    for name, fn in PRESETS.items():
+        lines.append(f"  {name:<12} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    lines += [
+        "",
+        "examples:",
+        "  sslscope train --preset demo --run-dir runs/demo",
+        "  sslscope train --method nt_xent --loss temperature=0.2 --steps 3000",
+        "  sslscope train --config runs/demo/config.json --run-dir runs/again",
+        "  sslscope train --resume runs/demo",
+    ]
+    return "\n".join(lines)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model, evaluate it and write its report",
+        description="Train a self-supervised model, evaluate it (linear probe and kNN on the "
+        "backbone output h and the projector output z) and write RUN_DIR/report.html.",
+        epilog=_methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("where the config comes from (later ones override earlier)")
+    src.add_argument("--preset", help="start from a named preset (listed below); default: demo")
+    src.add_argument("--config", metavar="FILE", help="start from a saved config.json")
+    src.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run")
+    run = p.add_argument_group("run directory")
+    run.add_argument("--run-dir", metavar="DIR",
+                     help="output directory (default: runs/<method>-<dataset>)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing run directory (only one with a config.json)")
+    run.add_argument("--stop-at", type=int, metavar="STEP",
+                     help="stop with a checkpoint after STEP steps; finish later with --resume")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    opts = p.add_argument_group("config options (defaults shown are the base config's)")
+    base = config_lib.Config()
+    for f in dataclasses.fields(config_lib.Config):
+        if f.name == "loss_kwargs":
+            opts.add_argument("--loss", action="append", metavar="KEY=VALUE", dest="loss_kwargs",
+                              help="override a keyword argument of the loss, e.g. "
+                              "--loss inv_weight=10 (repeatable)")
+            continue
+        default = getattr(base, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        opts.add_argument(_flag(f.name), dest=f.name, metavar=f.name.split("_")[-1].upper(),
+                          help=f"{f.metadata['help']} (default: {shown})")
+
+
+def _parse_loss_kwargs(items: Sequence[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--loss expects KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw.strip()
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sslscope.presets import PRESETS
+    from sslscope.train import train
+
+    if args.resume:
+        if args.preset or args.config:
+            raise UserError("--resume takes the config from the run directory; drop --preset/--config")
+        cfg = _require_run(args.resume).load_config()
+    elif args.config:
+        cfg = config_lib.load(args.config)
+    else:
+        name = args.preset or "demo"
+        if name not in PRESETS:
+            raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+        cfg = PRESETS[name]()
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.Config)
+                 if f.name != "loss_kwargs" and getattr(args, f.name) is not None}
+    if args.loss_kwargs:
+        overrides["loss_kwargs"] = {**cfg.loss_kwargs, **_parse_loss_kwargs(args.loss_kwargs)}
+    if args.resume and overrides:
+        raise UserError("a resumed run keeps its config; start a new run to change options")
+    cfg = config_lib.validate(config_lib.replace(cfg, **overrides))
+
+    run_dir = Path(args.resume or args.run_dir or f"runs/{cfg.method}-{cfg.dataset}")
+    if args.overwrite and run_dir.exists() and not args.resume:
+        if any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+            raise UserError(f"refusing to overwrite {run_dir}: it is not a sslscope run directory")
+        shutil.rmtree(run_dir)
+    files = train(cfg, run_dir, resume=bool(args.resume), stop_at=args.stop_at,
+                  progress=not args.no_progress)
+    _print_summary(files.root)
+    return 0
+
+
+def _require_run(path: str):
+    from sslscope.runs import RunFiles
+
+    return RunFiles(Path(path)).require()
+
+
+def _print_summary(run_dir: Path) -> None:
+    import json
+
+    evaluation = run_dir / "evaluation.json"
+    if not evaluation.is_file():
+        print(f"stopped; continue with: sslscope train --resume {run_dir}")
+        return
+    rows = json.loads(evaluation.read_text())["rows"]
+    print(f"\n{'features':<28} {'linear':>8} {'kNN':>8}")
+    for row in rows:
+        lin = row.get("linear", {}).get("test_acc")
+        knn = row.get("knn", {}).get("test_acc")
+        fmt = lambda v: f"{100 * v:7.2f}%" if v is not None else "       —"  # noqa: E731
+        print(f"{row['name']:<28} {fmt(lin)} {fmt(knn)}")
+    print(f"\nreport: {run_dir / 'report.html'}")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from sslscope.train import evaluate_run
+
+    _require_run(args.run_dir)
+    evaluate_run(args.run_dir, device=args.device)
+    _print_summary(Path(args.run_dir))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sslscope.report import build_report
+
+    _require_run(args.run_dir)
+    print(build_report(args.run_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sslscope",
+        description="Train joint-embedding self-supervised models and see how they learn.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    p = sub.add_parser("eval", help="re-evaluate a finished run from its checkpoint",
+                       description="Recompute the final evaluation of RUN_DIR (raw pixels, random "
+                       "init, trained encoder) from its checkpoint, and rebuild its report.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--device", help="evaluate on this device instead of the run's own")
+    p = sub.add_parser("report", help="rebuild RUN_DIR/report.html from the saved files",
+                       description="Rebuild the self-contained HTML report of RUN_DIR from its "
+                       "config, metrics and evaluation files; no model is run.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sslscope`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handlers = {"train": _train, "eval": _eval, "report": _report}
+    try:
+        return handlers[args.command](args)
+    except UserError as e:
+        print(f"sslscope: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingDiverged as e:
+        print(f"sslscope: training stopped: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("\nsslscope: interrupted; a checkpoint was saved, continue with --resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

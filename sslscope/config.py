@@ -1,0 +1,205 @@
+"""The typed training config: one frozen dataclass, JSON round-trip, overrides and validation.
+
+Why plain dataclasses and argparse rather than Hydra, tyro or pydantic: the config is flat (about
+25 fields), each field carries its help text next to its default, and the whole mechanism —
+type coercion, one-sentence errors, JSON save/load — fits in this file with no dependency. The
+command line is generated from the fields (:mod:`sslscope.cli`), so ``--help`` cannot drift from
+the code.
+
+Defaults live in exactly one place each: training defaults here, loss hyper-parameters in the
+loss function's signature (``loss_kwargs`` only overrides them), augmentation parameters in
+:data:`sslscope.views.RECIPES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslscope.errors import UserError
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Saved as ``config.json``; re-runnable as is."""
+
+    # What to train.
+    method: str = _opt("vicreg", "objective to train (see `sslscope train --help` for the list)")
+    loss_kwargs: dict = _opt({}, "overrides of the loss's keyword arguments (--loss KEY=VALUE)")
+    backbone: str = _opt("small_cnn", "backbone network")
+    projector_dims: tuple = _opt(
+        (512, 512, 512), "projector widths, hidden then output, comma-separated; empty: z = h"
+    )
+    # Data.
+    dataset: str = _opt("digits", "data set")
+    data_dir: str = _opt("data", "where data sets are stored (not needed for digits)")
+    augment: str = _opt("digits", "augmentation recipe for the views (sslscope.views.RECIPES)")
+    n_views: int = _opt(2, "augmented views per image")
+    # Optimisation.
+    optimizer: str = _opt("adamw", "adamw or sgd (momentum, Nesterov off)")
+    lr: float = _opt(2e-3, "peak learning rate, reached after the warm-up")
+    weight_decay: float = _opt(1e-4, "decoupled weight decay (AdamW) or L2 (SGD)")
+    momentum: float = _opt(0.9, "SGD momentum (ignored by AdamW)")
+    batch_size: int = _opt(256, "images per step (each contributes n_views views)")
+    steps: int = _opt(800, "optimizer steps in total")
+    warmup_steps: int = _opt(100, "linear warm-up steps from 0 to lr")
+    final_lr_fraction: float = _opt(0.01, "cosine decay ends at lr × this")
+    # Run.
+    seed: int = _opt(0, "seed for initialisation, batch order and augmentation")
+    device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
+    deterministic: bool = _opt(False, "use deterministic algorithms only (slower on GPU)")
+    # Evaluation.
+    eval_points: int = _opt(8, "evaluations during training, log-spaced, incl. step 0 and the end")
+    probe_batch_size: int = _opt(0, "linear-probe mini-batch size; 0: full-batch L-BFGS")
+    knn_k: int = _opt(20, "neighbours for the weighted kNN classifier")
+    knn_temperature: float = _opt(0.1, "temperature of the kNN weights exp(cos / T)")
+    # Bookkeeping.
+    log_every: int = _opt(10, "write the loss and its terms to metrics.jsonl every N steps")
+    checkpoint_every: int = _opt(500, "save a resumable checkpoint every N steps")
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
+_TYPES = typing.get_type_hints(Config)
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert ``value`` to the type of config field ``name``, or raise a one-sentence UserError."""
+    if name not in FIELDS:
+        raise UserError(f"unknown config option '{name}'; see `sslscope train --help`")
+    kind = _TYPES[name]
+    bad = UserError(f"config option '{name}' must be {_describe(kind)}, got {value!r}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise bad
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if kind is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        try:
+            return tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise bad from None
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    raise TypeError(f"unsupported config field type {kind}")  # a programming error
+
+
+def _describe(kind: type) -> str:
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        tuple: "a comma-separated list of integers",
+        dict: "a mapping",
+    }[kind]
+
+
+def replace(cfg: Config, **overrides: Any) -> Config:
+    """A copy of ``cfg`` with ``overrides`` applied after type coercion."""
+    return dataclasses.replace(cfg, **{k: coerce(k, v) for k, v in overrides.items()})
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """JSON-ready dict of every field (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Build a Config from a dict such as a saved ``config.json``; unknown keys are rejected."""
+    if not isinstance(d, dict):
+        raise UserError("a config must be a JSON object of option names and values")
+    return replace(Config(), **d)
+
+
+def load(path: str | Path) -> Config:
+    """Read a ``config.json`` written by :func:`save` (or by hand)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"config file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    return from_dict(data)
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and names; raise a one-sentence UserError for the first problem found."""
+    from sslscope.data import DATASETS
+    from sslscope.losses import resolve_loss_kwargs
+    from sslscope.methods import METHODS
+    from sslscope.models import BACKBONES
+    from sslscope.views import RECIPES
+
+    def choose(name: str, value: str, options: Any) -> None:
+        if value not in options:
+            raise UserError(f"unknown {name} '{value}'; choose one of: {', '.join(options)}")
+
+    choose("method", cfg.method, METHODS)
+    choose("backbone", cfg.backbone, BACKBONES)
+    choose("dataset", cfg.dataset, DATASETS)
+    choose("augment recipe", cfg.augment, RECIPES)
+    choose("optimizer", cfg.optimizer, ("adamw", "sgd"))
+    resolve_loss_kwargs(METHODS[cfg.method].loss, cfg.loss_kwargs)
+    checks = [
+        (cfg.lr > 0, f"the learning rate must be positive, got {cfg.lr}"),
+        (cfg.weight_decay >= 0, f"weight_decay must be ≥ 0, got {cfg.weight_decay}"),
+        (0 <= cfg.momentum < 1, f"momentum must be in [0, 1), got {cfg.momentum}"),
+        (cfg.batch_size >= 2, f"batch_size must be at least 2, got {cfg.batch_size}"),
+        (cfg.steps >= 1, f"steps must be at least 1, got {cfg.steps}"),
+        (0 <= cfg.warmup_steps <= cfg.steps, "warmup_steps must be between 0 and steps"),
+        (0 <= cfg.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1]"),
+        (cfg.n_views >= 2, f"n_views must be at least 2, got {cfg.n_views}"),
+        (cfg.eval_points >= 0, "eval_points must be ≥ 0"),
+        (cfg.probe_batch_size >= 0, "probe_batch_size must be ≥ 0 (0: full batch)"),
+        (cfg.knn_k >= 1, f"knn_k must be at least 1, got {cfg.knn_k}"),
+        (cfg.knn_temperature > 0, "knn_temperature must be positive"),
+        (cfg.log_every >= 1, "log_every must be at least 1"),
+        (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+        (all(d >= 1 for d in cfg.projector_dims), "projector widths must be positive integers"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return cfg

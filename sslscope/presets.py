@@ -1,0 +1,34 @@
+"""Named configs. Each is a function returning a :class:`~sslscope.config.Config`; its docstring
+says what it is for, the command, and what it measured (with seeds and hardware).
+
+Presets only override: every default lives in the Config dataclass or a loss signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sslscope.config import Config, replace
+
+
+def demo() -> Config:
+    """VICReg on the bundled digits with the small CNN: the README's `make demo`.
+
+    Command: ``sslscope train --preset demo --run-dir runs/demo``
+    Measured: see docs/results.md (filled from real runs, seeds 0–2, 2-core CPU).
+    """
+    return Config()
+
+
+def smoke() -> Config:
+    """A few steps of everything, for tests and for checking an installation in seconds."""
+    return replace(
+        Config(), steps=6, batch_size=64, projector_dims=(64, 64), warmup_steps=2,
+        eval_points=2, log_every=2, checkpoint_every=4,
+    )
+
+
+PRESETS: dict[str, Callable[[], Config]] = {
+    "demo": demo,
+    "smoke": smoke,
+}

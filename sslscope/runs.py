@@ -1,0 +1,151 @@
+"""A run directory: where each file lives, the run's environment record, its final evaluation.
+
+Layout (every file written atomically):
+
+    RUN_DIR/
+      config.json                  the exact resolved config; `sslscope train --config` re-runs it
+      run.json                     environment, status, timing
+      metrics.jsonl                one JSON object per log or evaluation step
+      evaluation.json              final table: raw pixels, random init, trained (h and z)
+      checkpoints/last.safetensors resumable state (weights, optimizer, RNG)
+      report.html                  self-contained report; figures/ holds PNG and SVG copies
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslscope import config as config_lib
+from sslscope.errors import UserError
+from sslscope.files import atomic_write_json
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "last.safetensors"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def require(self) -> RunFiles:
+        """Raise a UserError unless this looks like an existing run directory."""
+        if not self.root.is_dir():
+            raise UserError(f"run directory {self.root} does not exist")
+        if not self.config.is_file():
+            raise UserError(f"{self.root} is not a sslscope run directory (no config.json)")
+        return self
+
+    def load_config(self) -> config_lib.Config:
+        return config_lib.load(self.config)
+
+
+def now() -> str:
+    """Current local time, ISO 8601 with seconds."""
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def git_sha() -> str | None:
+    """The commit of the sslscope source tree, if it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What the run ran on: versions, device name, threads (airbench prints this too)."""
+    from sslscope import __version__
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "sslscope_version": __version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "git_sha": git_sha(),
+    }
+
+
+def update_run_info(files: RunFiles, **fields: Any) -> None:
+    """Merge ``fields`` into run.json (created if missing)."""
+    info: dict[str, Any] = {}
+    if files.run_info.is_file():
+        try:
+            info = json.loads(files.run_info.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            info = {}
+    info.update(fields)
+    atomic_write_json(files.run_info, info)
+
+
+def evaluation_table(
+    pixels: dict[str, float], initial: dict[str, float], trained: dict[str, float], step: int
+) -> dict[str, Any]:
+    """The final table: what self-supervision bought over raw pixels and a random network.
+
+    Args:
+        pixels: probe results on raw pixels, keys "linear/test_acc", "knn/test_acc", ...
+        initial, trained: :func:`sslscope.evaluate.suite.evaluate_encoder` results of the
+            randomly initialised and of the trained encoder (keys "h/linear/test_acc", ...).
+        step: the trained encoder's step.
+    """
+
+    def row(name: str, features: str, at: int | None, values: dict[str, float]) -> dict:
+        out: dict[str, Any] = {"name": name, "features": features, "step": at}
+        for key, value in values.items():
+            probe, metric = key.split("/", 1)
+            out.setdefault(probe, {})[metric] = value
+        return out
+
+    def part(results: dict[str, float], features: str) -> dict[str, float]:
+        prefix = f"{features}/"
+        return {k[len(prefix):]: v for k, v in results.items() if k.startswith(prefix)}
+
+    return {
+        "final_step": step,
+        "rows": [
+            row("raw pixels", "pixels", None, pixels),
+            row("random init, backbone h", "h", 0, part(initial, "h")),
+            row("random init, projector z", "z", 0, part(initial, "z")),
+            row("trained, backbone h", "h", step, part(trained, "h")),
+            row("trained, projector z", "z", step, part(trained, "z")),
+        ],
+    }

@@ -1,0 +1,269 @@
+"""The training loop, top to bottom.
+
+config → device and seed → data → model → optimizer and schedule → (resume) → loop → final
+evaluation and report. The loop's only method-specific line is the call to the loss; what a
+method needs is declared in :data:`sslscope.methods.METHODS`.
+
+Reproducibility: the batch at step t and the augmentation random numbers at step t are derived
+from (seed, t) alone, so a run resumed from a checkpoint sees exactly the data an uninterrupted
+run would, and the checkpoint only needs weights, optimizer state and the step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from sslscope import config as config_lib
+from sslscope.checkpoint import load_checkpoint, save_checkpoint
+from sslscope.config import Config
+from sslscope.data import ImageData, load_dataset
+from sslscope.errors import TrainingDiverged, UserError
+from sslscope.evaluate.suite import ProbeSettings, evaluate_encoder, evaluate_pixels
+from sslscope.files import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from sslscope.losses import LOSS_TERMS, LOSSES, resolve_loss_kwargs
+from sslscope.methods import METHODS
+from sslscope.models import Encoder, build_backbone, build_encoder
+from sslscope.runs import RunFiles, environment, evaluation_table, now, update_run_info
+from sslscope.schedules import log_spaced_steps, warmup_cosine
+from sslscope.views import make_views
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" → CUDA when available, else CPU; an unavailable CUDA request is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' was requested but no CUDA GPU is available")
+    return device
+
+
+def build_model(cfg: Config, data: ImageData) -> Encoder:
+    """The encoder at initialisation; the same config always gives the same weights."""
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(cfg.backbone, data.channels, data.image_size)
+    return build_encoder(backbone, cfg.projector_dims, data.mean, data.std)
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """AdamW or SGD; biases and normalisation parameters (1-D tensors) get no weight decay.
+
+    Excluding them follows LARS practice in SimCLR/BYOL/VICReg: decaying BatchNorm scales only
+    fights the normalisation.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
+    """Indices of the images in the batch at ``step``: a fresh permutation every epoch.
+
+    The last partial batch of each epoch is dropped (a size-1 remainder would break BatchNorm
+    and the losses' batch statistics).
+    """
+    per_epoch = n // batch_size
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)[position * batch_size : (position + 1) * batch_size]
+
+
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress: bool = True,
+) -> RunFiles:
+    """Train ``cfg`` into ``run_dir``, evaluate and write the report.
+
+    Args:
+        cfg: the run's config; validated here.
+        run_dir: output directory. A fresh run needs it absent or empty.
+        resume: continue from ``run_dir``'s checkpoint (``cfg`` must equal its config.json).
+        stop_at: stop after this many steps with a checkpoint, as if interrupted (for time-
+            limited jobs and for testing resumption).
+        progress: show a progress bar.
+
+    Returns:
+        The run's files.
+
+    Raises:
+        UserError: bad config or run directory. TrainingDiverged: non-finite loss.
+    """
+    config_lib.validate(cfg)
+    files = RunFiles(Path(run_dir))
+    device = resolve_device(cfg.device)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    images = data.ssl_images().to(device)  # uint8 (N, C, H, W), resident on the device
+    if cfg.batch_size > images.shape[0]:
+        raise UserError(f"batch_size {cfg.batch_size} exceeds the {images.shape[0]} training images")
+
+    spec = METHODS[cfg.method]
+    loss_kwargs = resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
+    loss_fn = partial(LOSSES[spec.loss], **loss_kwargs)
+    terms_fn = partial(LOSS_TERMS[spec.loss], **loss_kwargs)
+
+    model = build_model(cfg, data).to(device)
+    optimizer = build_optimizer(cfg, model)
+    lr = warmup_cosine(
+        cfg.lr, cfg.steps, warmup_steps=cfg.warmup_steps, final_fraction=cfg.final_lr_fraction
+    )
+    eval_steps = set(log_spaced_steps(cfg.steps, cfg.eval_points))
+    probe = ProbeSettings(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
+
+    start, elapsed = 0, 0.0
+    if resume:
+        saved = files.require().load_config()
+        if saved != cfg:
+            raise UserError(f"the config differs from {files.config}; resume with it unchanged")
+        if files.checkpoint.is_file():
+            info = load_checkpoint(files.checkpoint, {"encoder": model}, optimizer)
+            start, elapsed = info["step"], info["elapsed"]
+        # Rows logged after the checkpoint are redone; drop them so none appears twice.
+        keep = [r for r in read_jsonl(files.metrics) if r["step"] < start
+                or (r["step"] == start and "train/loss" in r)] if files.metrics.is_file() else []
+        write_jsonl(files.metrics, keep)
+    else:
+        if files.root.exists() and any(files.root.iterdir()):
+            raise UserError(f"run directory {files.root} is not empty; pass --resume or --overwrite")
+        files.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(files.config, config_lib.to_dict(cfg))
+        update_run_info(files, **environment(device), loss_kwargs=loss_kwargs, started=now())
+    update_run_info(files, status="running", finished=None)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(files.checkpoint, {"encoder": model}, optimizer,
+                        {"step": step, "elapsed": elapsed + time.perf_counter() - t0})
+
+    def evaluate(step: int) -> None:
+        results = evaluate_encoder(model, data, probe, device)
+        append_jsonl(files.metrics, {"step": step, "time": elapsed + time.perf_counter() - t0,
+                                     **{f"eval/{k}": v for k, v in results.items()}})
+
+    t0 = time.perf_counter()
+    augment_rng = torch.Generator(device=device)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
+    step = start
+    try:
+        for step in range(start, cfg.steps):
+            if step == stop_at:
+                break
+            if step in eval_steps:
+                evaluate(step)
+            model.train()
+            for group in optimizer.param_groups:
+                group["lr"] = lr[step]
+            batch = images[batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step).to(device)]
+            augment_rng.manual_seed(cfg.seed * 2**32 + step)
+            views = make_views(batch, cfg.augment, cfg.n_views, augment_rng)  # V × (N, C, H, W)
+            # One forward per view, as the official VICReg / Barlow Twins code does: BatchNorm
+            # statistics are per view, never mixed across views.
+            z = [model(v)[1] for v in views]  # V × (N, D)
+            loss = loss_fn(z[0], z[1])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                value = loss.item()  # the only host sync on a training step, every log_every
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"the loss became {value} at step {done}; the last good checkpoint is kept "
+                        f"in {files.checkpoint}; lower the learning rate (now {cfg.lr:g})"
+                    )
+                with torch.no_grad():
+                    terms = {k: v.item() for k, v in terms_fn(z[0].detach(), z[1].detach()).items()}
+                append_jsonl(files.metrics, {
+                    "step": done, "epoch": done * cfg.batch_size / images.shape[0],
+                    "time": elapsed + time.perf_counter() - t0, "train/loss": value,
+                    "train/lr": lr[step], **{f"train/loss/{k}": v for k, v in terms.items()},
+                })
+                bar.set_postfix(loss=f"{value:.4g}")
+            if done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"the loss became non-finite at step {done}")
+                checkpoint(done)
+            bar.update(1)
+        else:
+            step = cfg.steps
+    except KeyboardInterrupt:
+        bar.close()
+        checkpoint(step)
+        update_run_info(files, status="interrupted")
+        raise
+    except TrainingDiverged:
+        bar.close()
+        update_run_info(files, status="diverged")
+        raise
+    bar.close()
+    checkpoint(step)
+    if step < cfg.steps:
+        update_run_info(files, status="stopped", stopped_at=step)
+        return files
+
+    if step in eval_steps:
+        evaluate(step)
+    finish(files, cfg, data, model, probe, device)
+    update_run_info(files, status="finished", finished=now(),
+                    wall_seconds=elapsed + time.perf_counter() - t0)
+    from sslscope.report import build_report  # matplotlib is imported only when reporting
+
+    build_report(files.root)
+    return files
+
+
+def finish(
+    files: RunFiles, cfg: Config, data: ImageData, model: Encoder, probe: ProbeSettings,
+    device: torch.device,
+) -> dict:
+    """Write evaluation.json: raw pixels vs the random-init encoder vs the trained one."""
+    initial = build_model(cfg, data).to(device)
+    table = evaluation_table(
+        pixels=evaluate_pixels(data, probe, device),
+        initial=evaluate_encoder(initial, data, probe, device),
+        trained=evaluate_encoder(model, data, probe, device),
+        step=cfg.steps,
+    )
+    atomic_write_json(files.evaluation, table)
+    return table
+
+
+def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
+    """Re-evaluate a finished run from its checkpoint (``sslscope eval``) and rebuild its report."""
+    files = RunFiles(Path(run_dir)).require()
+    cfg = files.load_config()
+    if device is not None:
+        cfg = config_lib.replace(cfg, device=device)
+    config_lib.validate(cfg)
+    dev = resolve_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    model = build_model(cfg, data).to(dev)
+    info = load_checkpoint(files.checkpoint, {"encoder": model}, None)
+    if info["step"] != cfg.steps:
+        raise UserError(f"{files.root} stopped at step {info['step']} of {cfg.steps}; "
+                        "finish it with `sslscope train --resume` first")
+    probe = ProbeSettings(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
+    table = finish(files, cfg, data, model, probe, dev)
+    from sslscope.report import build_report
+
+    build_report(files.root)
+    return table
