@@ -1,0 +1,115 @@
+"""The command line: one clear sentence and exit 2 on bad input; help that covers every option."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sslscope import config as config_lib
+from sslscope.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_sentence(err, *fragments):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sslscope: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["train", "--method", "nope"], ["unknown method 'nope'", "vicreg"]),
+    (["train", "--lr", "-0.1"], ["learning rate must be positive"]),
+    (["train", "--lr", "fast"], ["'lr' must be a number"]),
+    (["train", "--steps", "1.5"], ["'steps' must be an integer"]),
+    (["train", "--loss", "lambda=1"], ["no option 'lambda'"]),
+    (["train", "--loss", "inv_weight"], ["KEY=VALUE"]),
+    (["train", "--preset", "huge"], ["unknown preset 'huge'"]),
+    (["train", "--backbone", "vgg99"], ["unknown backbone 'vgg99'"]),
+    (["train", "--config", "/nonexistent/config.json"], ["does not exist"]),
+    (["train", "--resume", "/nonexistent/run"], ["does not exist"]),
+    (["eval", "/nonexistent/run"], ["run directory /nonexistent/run does not exist"]),
+    (["report", "/nonexistent/run"], ["does not exist"]),
+])
+def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, fragments):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert_one_sentence(err, *fragments)
+
+
+def test_config_file_with_unknown_key_or_wrong_type(capsys, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"method": "vicreg", "learning_rate": 0.1}))
+    code, _, err = run_cli(capsys, "train", "--config", str(path))
+    assert code == 2
+    assert_one_sentence(err, "unknown config option 'learning_rate'")
+    path.write_text(json.dumps({"steps": "many"}))
+    code, _, err = run_cli(capsys, "train", "--config", str(path))
+    assert code == 2
+    assert_one_sentence(err, "'steps' must be an integer")
+    path.write_text("{not json")
+    code, _, err = run_cli(capsys, "train", "--config", str(path))
+    assert code == 2
+    assert_one_sentence(err, "not valid JSON")
+
+
+def test_eval_of_a_directory_that_is_not_a_run(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "eval", str(tmp_path))
+    assert code == 2
+    assert_one_sentence(err, "not a sslscope run directory")
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name, field in config_lib.FIELDS.items():
+        flag = "--loss" if name == "loss_kwargs" else "--" + name.replace("_", "-")
+        assert flag in text, flag
+    assert "vicreg" in text and "nt_xent" in text and "--resume" in text
+
+
+def test_train_then_eval_then_report(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--preset", "smoke", "--eval-points", "0",
+                             "--device", "cpu", "--run-dir", str(run_dir), "--no-progress",
+                             "--loss", "inv_weight=20")
+    assert code == 0, err
+    assert "trained, backbone h" in out
+    saved = config_lib.load(run_dir / "config.json")
+    assert saved.loss_kwargs == {"inv_weight": 20} and saved.eval_points == 0
+    # Re-running the saved config as is gives the same config.
+    assert config_lib.from_dict(json.loads((run_dir / "config.json").read_text())) == saved
+    code, _, err = run_cli(capsys, "train", "--preset", "smoke", "--run-dir", str(run_dir))
+    assert code == 2
+    assert_one_sentence(err, "not empty")
+    code, out, _ = run_cli(capsys, "eval", str(run_dir))
+    assert code == 0 and "raw pixels" in out
+    (run_dir / "report.html").unlink()
+    code, _, _ = run_cli(capsys, "report", str(run_dir))
+    assert code == 0 and (run_dir / "report.html").is_file()
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(capsys, tmp_path):
+    (tmp_path / "precious.txt").write_text("x")
+    code, _, err = run_cli(capsys, "train", "--preset", "smoke", "--run-dir", str(tmp_path),
+                           "--overwrite")
+    assert code == 2
+    assert_one_sentence(err, "not a sslscope run directory")
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_console_script_prints_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "sslscope", "train", "--method", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0

@@ -1,0 +1,61 @@
+"""Config: JSON round trip, coercion, validation, presets."""
+
+import json
+
+import pytest
+
+from sslscope import config as config_lib
+from sslscope.config import Config
+from sslscope.errors import UserError
+from sslscope.presets import PRESETS
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = config_lib.replace(Config(), projector_dims="64,32", loss_kwargs={"inv_weight": 5.0})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config_lib.to_dict(cfg)))
+    assert config_lib.load(path) == cfg
+    assert cfg.projector_dims == (64, 32)
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("steps", "12", 12), ("steps", 12.0, 12), ("lr", "3e-4", 3e-4), ("lr", 1, 1.0),
+    ("deterministic", "true", True), ("deterministic", "0", False),
+    ("projector_dims", [8, 4], (8, 4)), ("projector_dims", "", ()),
+])
+def test_coerce_accepts(name, value, expected):
+    assert config_lib.coerce(name, value) == expected
+
+
+@pytest.mark.parametrize("name,value", [
+    ("steps", "ten"), ("steps", 2.5), ("steps", True), ("lr", "x"), ("lr", None),
+    ("method", 3), ("deterministic", "maybe"), ("projector_dims", "a,b"), ("loss_kwargs", [1]),
+])
+def test_coerce_rejects_with_one_sentence(name, value):
+    with pytest.raises(UserError, match=f"'{name}' must be"):
+        config_lib.coerce(name, value)
+
+
+def test_unknown_option():
+    with pytest.raises(UserError, match="unknown config option 'lrate'"):
+        config_lib.from_dict({"lrate": 0.1})
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"lr": 0.0}, "learning rate must be positive"),
+    ({"batch_size": 1}, "batch_size must be at least 2"),
+    ({"warmup_steps": 10, "steps": 5}, "warmup_steps"),
+    ({"method": "byol2"}, "unknown method"),
+    ({"dataset": "imagenet"}, "unknown dataset"),
+    ({"augment": "strong"}, "unknown augment recipe"),
+    ({"loss_kwargs": {"temperature": 0.1}}, "no option 'temperature'"),
+    ({"projector_dims": (0,)}, "projector widths"),
+])
+def test_validate_rejects(overrides, message):
+    with pytest.raises(UserError, match=message):
+        config_lib.validate(config_lib.replace(Config(), **overrides))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid(name):
+    assert config_lib.validate(PRESETS[name]()) is not None

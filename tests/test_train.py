@@ -1,0 +1,117 @@
+"""The training loop: outputs, exact resumption, the divergence guard, re-evaluation."""
+
+import functools
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sslscope import losses
+from sslscope.errors import TrainingDiverged, UserError
+from sslscope.files import read_jsonl
+from sslscope.schedules import log_spaced_steps
+from sslscope.train import batch_indices, evaluate_run, train
+from tests.conftest import tiny_config
+
+
+def _train_rows(run_dir):
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+def test_finished_run_has_every_file(finished_run):
+    for name in ("config.json", "run.json", "metrics.jsonl", "evaluation.json", "report.html",
+                 "checkpoints/last.safetensors"):
+        assert (finished_run / name).is_file(), name
+    info = json.loads((finished_run / "run.json").read_text())
+    assert info["status"] == "finished" and info["torch"] == torch.__version__
+    assert info["loss_kwargs"] == losses.resolve_loss_kwargs("vicreg", {})
+    rows = read_jsonl(finished_run / "metrics.jsonl")
+    train_rows = [r for r in rows if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == [2, 4, 6]  # log_every=2, steps=6
+    for r in train_rows:  # the logged terms add up to the logged loss
+        terms = sum(v for k, v in r.items() if k.startswith("train/loss/"))
+        assert terms == pytest.approx(r["train/loss"], rel=1e-5)
+    eval_steps = [r["step"] for r in rows if "eval/h/linear/test_acc" in r]
+    assert eval_steps == log_spaced_steps(6, 2) == [0, 6]
+    table = json.loads((finished_run / "evaluation.json").read_text())
+    names = [row["name"] for row in table["rows"]]
+    assert names[0] == "raw pixels" and "trained, backbone h" in names
+    pixels = table["rows"][0]["linear"]["test_acc"]
+    assert 0.95 < pixels < 0.99  # logistic regression on digits pixels: 96.9 % on this split
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    cfg = tiny_config(steps=8, checkpoint_every=3, log_every=1, eval_points=3)
+    train(cfg, tmp_path / "straight", progress=False)
+    train(cfg, tmp_path / "resumed", progress=False, stop_at=5)
+    assert not (tmp_path / "resumed" / "evaluation.json").exists()
+    stopped = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert stopped["status"] == "stopped" and stopped["stopped_at"] == 5
+    train(cfg, tmp_path / "resumed", progress=False, resume=True)
+
+    a = load_file(str(tmp_path / "straight" / "checkpoints" / "last.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert _train_rows(tmp_path / "straight") == _train_rows(tmp_path / "resumed")
+    eval_a = json.loads((tmp_path / "straight" / "evaluation.json").read_text())
+    eval_b = json.loads((tmp_path / "resumed" / "evaluation.json").read_text())
+    assert eval_a == eval_b
+
+
+def test_resume_rejects_a_changed_config(tmp_path):
+    cfg = tiny_config()
+    train(cfg, tmp_path / "run", progress=False, stop_at=2)
+    with pytest.raises(UserError, match="config differs"):
+        train(tiny_config(lr=0.1), tmp_path / "run", progress=False, resume=True)
+
+
+def test_fresh_run_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not empty"):
+        train(tiny_config(), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+
+    @functools.wraps(losses.vicreg_loss)
+    def breaks_at_step_5(z_a, z_b, **kwargs):
+        calls["n"] += 1
+        loss = losses.vicreg_loss(z_a, z_b, **kwargs)
+        return loss * float("nan") if calls["n"] >= 5 else loss
+
+    monkeypatch.setitem(losses.LOSSES, "vicreg", breaks_at_step_5)
+    cfg = tiny_config(steps=10, log_every=1, checkpoint_every=2)
+    with pytest.raises(TrainingDiverged, match="at step 5"):
+        train(cfg, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    tensors = load_file(str(checkpoint))
+    assert all(torch.isfinite(t).all() for k, t in tensors.items() if t.is_floating_point())
+    header_step = json.loads(
+        json.loads(checkpoint.read_bytes()[8:8 + int.from_bytes(checkpoint.read_bytes()[:8], "little")])
+        ["__metadata__"]["info"])["step"]
+    assert header_step == 4
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+    logged = [r["train/loss"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")
+              if "train/loss" in r]
+    assert len(logged) == 4 and all(math.isfinite(v) for v in logged)
+
+
+def test_evaluate_run_reproduces_the_final_table(finished_run):
+    before = json.loads((finished_run / "evaluation.json").read_text())
+    assert evaluate_run(finished_run) == before
+
+
+def test_batch_indices_cover_each_epoch_once():
+    n, batch = 50, 16  # 3 batches per epoch, 2 images dropped
+    epoch0 = torch.cat([batch_indices(n, batch, seed=0, step=s) for s in range(3)])
+    assert len(set(epoch0.tolist())) == 48
+    assert not torch.equal(batch_indices(n, batch, 0, 0), batch_indices(n, batch, 0, 3))
+    assert torch.equal(batch_indices(n, batch, 1, 7), batch_indices(n, batch, 1, 7))
