@@ -69,7 +69,9 @@ def save_checkpoint(
     tensors["rng/torch_cpu"] = torch.get_rng_state()
     # safetensors refuses shared or non-contiguous storage: give each tensor its own copy.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    metadata = {"info": json.dumps(info), "optimizer": json.dumps(optim_meta), "format": "sslscope-1"}
+    metadata = {
+        "info": json.dumps(info), "optimizer": json.dumps(optim_meta), "format": "sslscope-1",
+    }
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import shutil
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from sslscope import config as config_lib
 from sslscope.errors import TrainingDiverged, UserError
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+# A fixed width keeps `--help` identical everywhere, so the README's copy can be checked.
+_FORMATTER = functools.partial(argparse.RawDescriptionHelpFormatter, width=100)
 
 
 def _flag(name: str) -> str:
@@ -47,9 +50,9 @@ def _methods_epilog() -> str:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a model, evaluate it and write its report",
-        description="Train a self-supervised model, evaluate it (linear probe and kNN on the "
+        description="Train a self-supervised model, evaluate it (linear probe and kNN on the\n"
         "backbone output h and the projector output z) and write RUN_DIR/report.html.",
-        epilog=_methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_methods_epilog(), formatter_class=_FORMATTER,
     )
     src = p.add_argument_group("where the config comes from (later ones override earlier)")
     src.add_argument("--preset", help="start from a named preset (listed below); default: demo")
@@ -96,7 +99,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.preset or args.config:
-            raise UserError("--resume takes the config from the run directory; drop --preset/--config")
+            raise UserError(
+                "--resume takes the config from the run directory; drop --preset/--config"
+            )
         cfg = _require_run(args.resume).load_config()
     elif args.config:
         cfg = config_lib.load(args.config)
@@ -165,22 +170,41 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sslscope`` parser with its train, eval and report subcommands."""
     parser = argparse.ArgumentParser(
-        prog="sslscope",
+        prog="sslscope", formatter_class=_FORMATTER,
         description="Train joint-embedding self-supervised models and see how they learn.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     p = sub.add_parser("eval", help="re-evaluate a finished run from its checkpoint",
+                       formatter_class=_FORMATTER,
                        description="Recompute the final evaluation of RUN_DIR (raw pixels, random "
                        "init, trained encoder) from its checkpoint, and rebuild its report.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--device", help="evaluate on this device instead of the run's own")
     p = sub.add_parser("report", help="rebuild RUN_DIR/report.html from the saved files",
+                       formatter_class=_FORMATTER,
                        description="Rebuild the self-contained HTML report of RUN_DIR from its "
                        "config, metrics and evaluation files; no model is run.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     return parser
+
+
+def help_texts() -> dict[str, str]:
+    """``--help`` of the command and of each subcommand, as the README's CLI reference shows."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    texts = {"sslscope": parser.format_help()}
+    texts.update({f"sslscope {name}": p.format_help() for name, p in subparsers.choices.items()})
+    return texts
+
+
+def cli_reference_markdown() -> str:
+    """The README's CLI reference section body, generated from the parsers."""
+    blocks = [f"### `{name} --help`\n\n```text\n{text.rstrip()}\n```" for name, text in
+              help_texts().items()]
+    return "\n\n".join(blocks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ class Config:
     """Everything that defines a training run. Saved as ``config.json``; re-runnable as is."""
 
     # What to train.
-    method: str = _opt("vicreg", "objective to train (see `sslscope train --help` for the list)")
+    method: str = _opt("vicreg", "objective to train (methods are listed at the end)")
     loss_kwargs: dict = _opt({}, "overrides of the loss's keyword arguments (--loss KEY=VALUE)")
     backbone: str = _opt("small_cnn", "backbone network")
     projector_dims: tuple = _opt(
@@ -160,7 +160,8 @@ def load(path: str | Path) -> Config:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise UserError(f"config file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        reason = f"{e.msg} at line {e.lineno}"
+        raise UserError(f"config file {path} is not valid JSON ({reason})") from None
     return from_dict(data)
 
 

@@ -1,5 +1,6 @@
-"""Named configs. Each is a function returning a :class:`~sslscope.config.Config`; its docstring
-says what it is for, the command, and what it measured (with seeds and hardware).
+"""Named configs, each a function returning a :class:`~sslscope.config.Config`.
+
+A preset's docstring says what it is for, the command, and what it measured (seeds, hardware).
 
 Presets only override: every default lives in the Config dataclass or a loss signature.
 """

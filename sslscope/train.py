@@ -80,7 +80,8 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
     per_epoch = n // batch_size
     epoch, position = divmod(step, per_epoch)
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator)[position * batch_size : (position + 1) * batch_size]
+    start = position * batch_size
+    return torch.randperm(n, generator=generator)[start : start + batch_size]
 
 
 def train(
@@ -114,7 +115,8 @@ def train(
     data = load_dataset(cfg.dataset, cfg.data_dir)
     images = data.ssl_images().to(device)  # uint8 (N, C, H, W), resident on the device
     if cfg.batch_size > images.shape[0]:
-        raise UserError(f"batch_size {cfg.batch_size} exceeds the {images.shape[0]} training images")
+        n = images.shape[0]
+        raise UserError(f"batch_size {cfg.batch_size} exceeds the {n} training images")
 
     spec = METHODS[cfg.method]
     loss_kwargs = resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
@@ -143,7 +145,9 @@ def train(
         write_jsonl(files.metrics, keep)
     else:
         if files.root.exists() and any(files.root.iterdir()):
-            raise UserError(f"run directory {files.root} is not empty; pass --resume or --overwrite")
+            raise UserError(
+                f"run directory {files.root} is not empty; pass --resume or --overwrite"
+            )
         files.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(files.config, config_lib.to_dict(cfg))
         update_run_info(files, **environment(device), loss_kwargs=loss_kwargs, started=now())
@@ -171,7 +175,8 @@ def train(
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = lr[step]
-            batch = images[batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step).to(device)]
+            index = batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step)
+            batch = images[index.to(device)]
             augment_rng.manual_seed(cfg.seed * 2**32 + step)
             views = make_views(batch, cfg.augment, cfg.n_views, augment_rng)  # V × (N, C, H, W)
             # One forward per view, as the official VICReg / Barlow Twins code does: BatchNorm

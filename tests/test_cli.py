@@ -71,7 +71,7 @@ def test_help_explains_every_option(capsys):
         main(["train", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for name, field in config_lib.FIELDS.items():
+    for name in config_lib.FIELDS:
         flag = "--loss" if name == "loss_kwargs" else "--" + name.replace("_", "-")
         assert flag in text, flag
     assert "vicreg" in text and "nt_xent" in text and "--resume" in text

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from sslscope import losses
+from sslscope.checkpoint import read_checkpoint
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.files import read_jsonl
 from sslscope.schedules import log_spaced_steps
@@ -94,10 +95,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     checkpoint = tmp_path / "run" / "checkpoints" / "last.safetensors"
     tensors = load_file(str(checkpoint))
     assert all(torch.isfinite(t).all() for k, t in tensors.items() if t.is_floating_point())
-    header_step = json.loads(
-        json.loads(checkpoint.read_bytes()[8:8 + int.from_bytes(checkpoint.read_bytes()[:8], "little")])
-        ["__metadata__"]["info"])["step"]
-    assert header_step == 4
+    _, header = read_checkpoint(checkpoint)
+    assert header["info"]["step"] == 4
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
     logged = [r["train/loss"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")
               if "train/loss" in r]

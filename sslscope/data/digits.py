@@ -19,7 +19,8 @@ def load_digits(root: str | Path | None = None) -> ImageData:
     """The UCI optical-digits test set as scikit-learn ships it, with a fixed stratified split.
 
     Pixels are integers 0..16 (counts of set pixels in 4×4 blocks of a 32×32 bitmap); they are
-    mapped to uint8 by round(v · 255 / 16), which keeps the 17 levels distinct and is undone by round(u · 16 / 255). The split is
+    mapped to uint8 by round(v · 255 / 16), which keeps the 17 levels distinct and is undone
+    by round(u · 16 / 255). The split is
     stratified, 25 % test, ``random_state=0``: 1,347 train and 450 test images, always the
     same, so numbers are comparable across runs and machines.
 

@@ -39,7 +39,8 @@ class ImageData:
         for attr in ("train_x", "test_x"):
             x = getattr(self, attr)
             if x.dtype != torch.uint8 or x.ndim != 4:
-                raise ValueError(f"{attr} must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+                got = f"{x.dtype} {tuple(x.shape)}"
+                raise ValueError(f"{attr} must be uint8 (N, C, H, W), got {got}")
         pixels = self.train_x.float().div(255).transpose(0, 1).flatten(1)  # (C, N·H·W)
         self.mean = tuple(pixels.mean(dim=1).tolist())
         self.std = tuple(pixels.std(dim=1).clamp_min(1e-3).tolist())

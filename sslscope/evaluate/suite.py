@@ -79,8 +79,8 @@ def evaluate_encoder(
     train_y, test_y = data.train_y.to(device), data.test_y.to(device)
     results: dict[str, float] = {}
     for name in ("h", "z"):
-        for key, value in probe_features(train[name], train_y, test[name], test_y, settings).items():
-            results[f"{name}/{key}"] = value
+        probes = probe_features(train[name], train_y, test[name], test_y, settings)
+        results.update({f"{name}/{key}": value for key, value in probes.items()})
     return results
 
 

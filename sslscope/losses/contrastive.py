@@ -31,8 +31,8 @@ def _logits(z_a: Tensor, z_b: Tensor, temperature: float) -> tuple[Tensor, Tenso
 def nt_xent_terms(z_a: Tensor, z_b: Tensor, *, temperature: float) -> dict[str, Tensor]:
     r"""NT-Xent split into its attraction and repulsion parts; they sum to :func:`nt_xent_loss`.
 
-        positive  = −(1/2N) Σ_i sim(z_i, z_p(i)) / τ
-        normaliser = (1/2N) Σ_i log Σ_{k≠i} exp(sim(z_i, z_k) / τ)
+    positive  = −(1/2N) Σ_i sim(z_i, z_p(i)) / τ
+    normaliser = (1/2N) Σ_i log Σ_{k≠i} exp(sim(z_i, z_k) / τ)
     """
     check_pair(z_a, z_b)
     logits, positives = _logits(z_a, z_b, temperature)

@@ -48,7 +48,8 @@ def vicreg_terms(
 ) -> dict[str, Tensor]:
     """The three weighted VICReg terms; they sum to :func:`vicreg_loss` (same arguments)."""
     check_pair(z_a, z_b)
-    var = variance_hinge(z_a, gamma=gamma, eps=eps) / 2 + variance_hinge(z_b, gamma=gamma, eps=eps) / 2
+    var_a = variance_hinge(z_a, gamma=gamma, eps=eps)
+    var = (var_a + variance_hinge(z_b, gamma=gamma, eps=eps)) / 2
     return {
         "invariance": inv_weight * F.mse_loss(z_a, z_b),
         "variance": var_weight * var,

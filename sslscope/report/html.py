@@ -186,7 +186,7 @@ def _evaluation_table(rows: list[dict[str, Any]]) -> str:
         best.append(max(shown) if shown else None)
     head = "".join(f"<th>{escape(probe_name(p))}</th>" for p in probes)
     lines = [f"<tr><th>representation</th><th>features</th><th>step</th>{head}</tr>"]
-    for row, shown in zip(rows, cells):
+    for row, shown in zip(rows, cells, strict=True):
         tds = "".join(
             f'<td class="num{" best" if v != MISSING and float(v) == best[j] else ""}">{v}</td>'
             for j, v in enumerate(shown)

@@ -71,8 +71,8 @@ class RunRecord:
         return cls(
             run_dir=run_dir,
             config=config,
-            train_rows=[r for r, e in zip(rows, is_eval) if not e],
-            eval_rows=[r for r, e in zip(rows, is_eval) if e],
+            train_rows=[r for r, e in zip(rows, is_eval, strict=True) if not e],
+            eval_rows=[r for r, e in zip(rows, is_eval, strict=True) if e],
             evaluation=_read_json_object(run_dir / "evaluation.json", required=False),
             run_info=_read_json_object(run_dir / "run.json", required=False),
         )
