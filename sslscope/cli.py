@@ -169,6 +169,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _icon_table(args: argparse.Namespace) -> int:
+    from sslscope.icon.table import equivalence_rows, format_table
+
+    rows = equivalence_rows(n=args.n, seed=args.seed)
+    print(format_table(rows))
+    worst = max(r["abs_diff"] for r in rows)
+    print(f"\nlargest difference {worst:.1e} (tolerance 1e-6)")
+    return 0 if worst < 1e-6 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sslscope`` parser with its train, eval and report subcommands."""
     parser = argparse.ArgumentParser(
@@ -188,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild the self-contained HTML report of RUN_DIR from its "
                        "config, metrics and evaluation files; no model is run.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("icon-table", help="check that named methods are I-Con instances",
+                       formatter_class=_FORMATTER,
+                       description="Compute SimCLR, SupCon, CLIP, cross-entropy, label smoothing, "
+                       "SNE and t-SNE\ntwo ways — as their own loss and as an I-Con KL between a "
+                       "supervisory p and\na learned q — in float64 on seeded random inputs, and "
+                       "print both values.\nExit status 1 if any pair differs by 1e-6 or more.")
+    p.add_argument("--n", type=int, default=8, help="samples per batch (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     return parser
 
 
@@ -210,7 +228,7 @@ def cli_reference_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "report": _report}
+    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table}
     try:
         return handlers[args.command](args)
     except UserError as e:

@@ -40,11 +40,15 @@ class Config:
     projector_dims: tuple = _opt(
         (512, 512, 512), "projector widths, hidden then output, comma-separated; empty: z = h"
     )
+    predictor_hidden: int = _opt(512, "hidden width of the predictor (BYOL, SimSiam)")
+    ema_decay: float = _opt(
+        0.99, "EMA decay of the target network; BYOL's cosine schedule raises it to 1"
+    )
     # Data.
     dataset: str = _opt("digits", "data set")
     data_dir: str = _opt("data", "where data sets are stored (not needed for digits)")
     augment: str = _opt("digits", "augmentation recipe for the views (sslscope.views.RECIPES)")
-    n_views: int = _opt(2, "augmented views per image")
+    n_views: int = _opt(2, "augmented views per image (nt_xent and MMCR take more than 2)")
     # Optimisation.
     optimizer: str = _opt("adamw", "adamw or sgd (momentum, Nesterov off)")
     lr: float = _opt(2e-3, "peak learning rate, reached after the warm-up")
@@ -182,7 +186,11 @@ def validate(cfg: Config) -> Config:
     choose("dataset", cfg.dataset, DATASETS)
     choose("augment recipe", cfg.augment, RECIPES)
     choose("optimizer", cfg.optimizer, ("adamw", "sgd"))
-    resolve_loss_kwargs(METHODS[cfg.method].loss, cfg.loss_kwargs)
+    spec = METHODS[cfg.method]
+    resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
+    if spec.views is not None and cfg.n_views != spec.views:
+        raise UserError(f"method '{cfg.method}' uses exactly {spec.views} views, got n_views="
+                        f"{cfg.n_views}")
     checks = [
         (cfg.lr > 0, f"the learning rate must be positive, got {cfg.lr}"),
         (cfg.weight_decay >= 0, f"weight_decay must be ≥ 0, got {cfg.weight_decay}"),
@@ -192,6 +200,8 @@ def validate(cfg: Config) -> Config:
         (0 <= cfg.warmup_steps <= cfg.steps, "warmup_steps must be between 0 and steps"),
         (0 <= cfg.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1]"),
         (cfg.n_views >= 2, f"n_views must be at least 2, got {cfg.n_views}"),
+        (cfg.predictor_hidden >= 1, "predictor_hidden must be a positive integer"),
+        (0 <= cfg.ema_decay <= 1, f"ema_decay must be in [0, 1], got {cfg.ema_decay}"),
         (cfg.eval_points >= 0, "eval_points must be ≥ 0"),
         (cfg.probe_batch_size >= 0, "probe_batch_size must be ≥ 0 (0: full batch)"),
         (cfg.knn_k >= 1, f"knn_k must be at least 1, got {cfg.knn_k}"),

@@ -1,8 +1,9 @@
 """The training loop, top to bottom.
 
-config → device and seed → data → model → optimizer and schedule → (resume) → loop → final
-evaluation and report. The loop's only method-specific line is the call to the loss; what a
-method needs is declared in :data:`sslscope.methods.METHODS`.
+config → device and seed → data → model (+ predictor, EMA target, loss state) → optimizer and
+schedules → (resume) → loop → final evaluation and report. What a method needs is declared in
+:data:`sslscope.methods.METHODS`; the loop has three structural branches (predictor, EMA
+target, cross-modal split) and calls the loss through the method's ``inputs`` adapter.
 
 Reproducibility: the batch at step t and the augmentation random numbers at step t are derived
 from (seed, t) alone, so a run resumed from a checkpoint sees exactly the data an uninterrupted
@@ -12,8 +13,9 @@ run would, and the checkpoint only needs weights, optimizer state and the step.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,15 +23,23 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sslscope import config as config_lib
-from sslscope.checkpoint import load_checkpoint, save_checkpoint
+from sslscope.checkpoint import load_checkpoint, load_modules, read_checkpoint, save_checkpoint
 from sslscope.config import Config
 from sslscope.data import ImageData, load_dataset
+from sslscope.distributed import gather
+from sslscope.ema import cosine_ema_decay, ema_target, ema_update_
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.evaluate.suite import ProbeSettings, evaluate_encoder, evaluate_pixels
 from sslscope.files import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
-from sslscope.losses import LOSS_TERMS, LOSSES, resolve_loss_kwargs
-from sslscope.methods import METHODS
-from sslscope.models import Encoder, build_backbone, build_encoder
+from sslscope.losses import make_objective, resolve_loss_kwargs
+from sslscope.methods import METHODS, Outputs
+from sslscope.models import (
+    CrossModalEncoder,
+    build_backbone,
+    build_encoder,
+    mlp_head,
+    split_modalities,
+)
 from sslscope.runs import RunFiles, environment, evaluation_table, now, update_run_info
 from sslscope.schedules import log_spaced_steps, warmup_cosine
 from sslscope.views import make_views
@@ -48,14 +58,38 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(cfg: Config, data: ImageData) -> Encoder:
-    """The encoder at initialisation; the same config always gives the same weights."""
+def build_model(cfg: Config, data: ImageData) -> nn.Module:
+    """The encoder at initialisation, images → (h, z); the same config gives the same weights.
+
+    Cross-modal methods get one encoder per modality, each normalised with its own statistics
+    (from the first 4,096 training images, enough for per-channel means).
+    """
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(cfg.backbone, data.channels, data.image_size)
-    return build_encoder(backbone, cfg.projector_dims, data.mean, data.std)
+    if not METHODS[cfg.method].cross_modal:
+        backbone = build_backbone(cfg.backbone, data.shape)
+        return build_encoder(backbone, cfg.projector_dims, data.mean, data.std)
+    sample = data.train_x[:4096].float().div(255)
+    encoders = []
+    for part in split_modalities(sample):
+        pixels = part.transpose(0, 1).flatten(1)  # (C, N·H·W)
+        backbone = build_backbone(cfg.backbone, tuple(part.shape[1:]))
+        encoders.append(build_encoder(backbone, cfg.projector_dims, pixels.mean(1).tolist(),
+                                      pixels.std(1).clamp_min(1e-3).tolist()))
+    return CrossModalEncoder(*encoders)
 
 
-def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+def embedding_dim(model: nn.Module, data: ImageData, device: torch.device) -> int:
+    """D of the projector output z that the loss sees (per modality for cross-modal models)."""
+    probe = data.train_x[:2].to(device).float().div(255)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        z = model.modalities(probe)[0] if isinstance(model, CrossModalEncoder) else model(probe)[1]
+    model.train(was_training)
+    return z.shape[1]
+
+
+def build_optimizer(cfg: Config, model: nn.ModuleDict) -> torch.optim.Optimizer:
     """AdamW or SGD; biases and normalisation parameters (1-D tensors) get no weight decay.
 
     Excluding them follows LARS practice in SimCLR/BYOL/VICReg: decaying BatchNorm scales only
@@ -82,6 +116,30 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     start = position * batch_size
     return torch.randperm(n, generator=generator)[start : start + batch_size]
+
+
+class GracefulInterrupt:
+    """The first Ctrl-C asks the loop to stop at the next step boundary; a second one aborts.
+
+    Stopping between steps is what makes the checkpoint written on Ctrl-C resume exactly: an
+    interrupt in the middle of a step could leave the optimizer updated and the EMA target not.
+    """
+
+    def __enter__(self) -> GracefulInterrupt:
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def train(
@@ -120,16 +178,27 @@ def train(
 
     spec = METHODS[cfg.method]
     loss_kwargs = resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
-    loss_fn = partial(LOSSES[spec.loss], **loss_kwargs)
-    terms_fn = partial(LOSS_TERMS[spec.loss], **loss_kwargs)
-
     model = build_model(cfg, data).to(device)
-    optimizer = build_optimizer(cfg, model)
+    dim = embedding_dim(model, data, device)
+    objective, loss_module = make_objective(spec.loss, loss_kwargs, dim)
+    # Everything that is trained or holds state is one ModuleDict: one optimizer, one checkpoint.
+    parts = nn.ModuleDict({"encoder": model})
+    if spec.predictor:
+        parts["predictor"] = mlp_head(dim, (cfg.predictor_hidden, dim))
+    if loss_module is not None:
+        parts["objective"] = loss_module
+    parts.to(device)
+    optimizer = build_optimizer(cfg, parts)
+    if spec.target == "ema":  # not in the optimizer: it follows the online network
+        parts["target"] = ema_target(model)
     lr = warmup_cosine(
         cfg.lr, cfg.steps, warmup_steps=cfg.warmup_steps, final_fraction=cfg.final_lr_fraction
     )
+    ema = (cosine_ema_decay(cfg.ema_decay, cfg.steps) if spec.ema_schedule == "cosine"
+           else [cfg.ema_decay] * cfg.steps)
     eval_steps = set(log_spaced_steps(cfg.steps, cfg.eval_points))
     probe = ProbeSettings(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
+    n_views = 1 if spec.cross_modal else cfg.n_views
 
     start, elapsed = 0, 0.0
     if resume:
@@ -137,7 +206,7 @@ def train(
         if saved != cfg:
             raise UserError(f"the config differs from {files.config}; resume with it unchanged")
         if files.checkpoint.is_file():
-            info = load_checkpoint(files.checkpoint, {"encoder": model}, optimizer)
+            info = load_checkpoint(files.checkpoint, {"parts": parts}, optimizer)
             start, elapsed = info["step"], info["elapsed"]
         # Rows logged after the checkpoint are redone; drop them so none appears twice.
         keep = [r for r in read_jsonl(files.metrics) if r["step"] < start
@@ -154,7 +223,7 @@ def train(
     update_run_info(files, status="running", finished=None)
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(files.checkpoint, {"encoder": model}, optimizer,
+        save_checkpoint(files.checkpoint, {"parts": parts}, optimizer,
                         {"step": step, "elapsed": elapsed + time.perf_counter() - t0})
 
     def evaluate(step: int) -> None:
@@ -167,52 +236,64 @@ def train(
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
     step = start
     try:
-        for step in range(start, cfg.steps):
-            if step == stop_at:
-                break
-            if step in eval_steps:
-                evaluate(step)
-            model.train()
-            for group in optimizer.param_groups:
-                group["lr"] = lr[step]
-            index = batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step)
-            batch = images[index.to(device)]
-            augment_rng.manual_seed(cfg.seed * 2**32 + step)
-            views = make_views(batch, cfg.augment, cfg.n_views, augment_rng)  # V × (N, C, H, W)
-            # One forward per view, as the official VICReg / Barlow Twins code does: BatchNorm
-            # statistics are per view, never mixed across views.
-            z = [model(v)[1] for v in views]  # V × (N, D)
-            loss = loss_fn(z[0], z[1])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        with GracefulInterrupt() as interrupt:
+            for step in range(start, cfg.steps + 1):
+                if step == cfg.steps or step == stop_at or interrupt.requested:
+                    break  # every update before `step` is done: a consistent state to save
+                if step in eval_steps:
+                    evaluate(step)
+                parts.train()
+                for group in optimizer.param_groups:
+                    group["lr"] = lr[step]
+                index = batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step)
+                augment_rng.manual_seed(cfg.seed * 2**32 + step)
+                views = make_views(images[index.to(device)], cfg.augment, n_views, augment_rng)
+                if spec.cross_modal:
+                    z = list(model.modalities(views[0]))  # 2 × (N, D), one per modality
+                else:
+                    # One forward per view, as the official VICReg / Barlow Twins code does:
+                    # BatchNorm statistics are per view, never mixed across views.
+                    z = [model(v)[1] for v in views]  # V × (N, D)
+                p = [parts["predictor"](zi) for zi in z] if spec.predictor else None
+                t = None
+                if spec.target == "ema":
+                    with torch.no_grad():
+                        t = [parts["target"](v)[1] for v in views]
+                # Losses see the global batch: gather() is the identity in a single process.
+                inputs = [gather(x) for x in spec.inputs(Outputs(z, p, t))]
+                terms = objective(*inputs)  # the weighted terms; the loss is their sum
+                loss = sum(terms.values())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if hasattr(loss_module, "after_optimizer_step"):
+                    loss_module.after_optimizer_step()  # CLIP's clamp of the logit scale
+                if spec.target == "ema":
+                    ema_update_(parts["target"], model, decay=float(ema[step]))
 
-            done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                value = loss.item()  # the only host sync on a training step, every log_every
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"the loss became {value} at step {done}; the last good checkpoint is kept "
-                        f"in {files.checkpoint}; lower the learning rate (now {cfg.lr:g})"
-                    )
-                with torch.no_grad():
-                    terms = {k: v.item() for k, v in terms_fn(z[0].detach(), z[1].detach()).items()}
-                append_jsonl(files.metrics, {
-                    "step": done, "epoch": done * cfg.batch_size / images.shape[0],
-                    "time": elapsed + time.perf_counter() - t0, "train/loss": value,
-                    "train/lr": lr[step], **{f"train/loss/{k}": v for k, v in terms.items()},
-                })
-                bar.set_postfix(loss=f"{value:.4g}")
-            if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"the loss became non-finite at step {done}")
-                checkpoint(done)
-            bar.update(1)
-        else:
-            step = cfg.steps
-    except KeyboardInterrupt:
+                done = step + 1
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    value = loss.item()  # the only host sync of a training step
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(
+                            f"the loss became {value} at step {done}; the last good checkpoint "
+                            f"is kept in {files.checkpoint}; lower the learning rate (now "
+                            f"{cfg.lr:g})"
+                        )
+                    append_jsonl(files.metrics, {
+                        "step": done, "epoch": done * cfg.batch_size / images.shape[0],
+                        "time": elapsed + time.perf_counter() - t0, "train/loss": value,
+                        "train/lr": lr[step],
+                        **{f"train/loss/{k}": v.item() for k, v in terms.items()},
+                    })
+                    bar.set_postfix(loss=f"{value:.4g}")
+                if done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(f"the loss became non-finite at step {done}")
+                    checkpoint(done)
+                bar.update(1)
+    except KeyboardInterrupt:  # a second Ctrl-C: the state may be mid-step, keep the last save
         bar.close()
-        checkpoint(step)
         update_run_info(files, status="interrupted")
         raise
     except TrainingDiverged:
@@ -221,6 +302,9 @@ def train(
         raise
     bar.close()
     checkpoint(step)
+    if interrupt.requested:
+        update_run_info(files, status="interrupted", stopped_at=step)
+        raise KeyboardInterrupt
     if step < cfg.steps:
         update_run_info(files, status="stopped", stopped_at=step)
         return files
@@ -237,7 +321,7 @@ def train(
 
 
 def finish(
-    files: RunFiles, cfg: Config, data: ImageData, model: Encoder, probe: ProbeSettings,
+    files: RunFiles, cfg: Config, data: ImageData, model: nn.Module, probe: ProbeSettings,
     device: torch.device,
 ) -> dict:
     """Write evaluation.json: raw pixels vs the random-init encoder vs the trained one."""
@@ -262,7 +346,11 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
     dev = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     model = build_model(cfg, data).to(dev)
-    info = load_checkpoint(files.checkpoint, {"encoder": model}, None)
+    tensors, header = read_checkpoint(files.checkpoint)
+    info = header["info"]
+    prefix = "parts/encoder."
+    load_modules({k.replace(prefix, "encoder/", 1): v for k, v in tensors.items()
+                  if k.startswith(prefix)}, {"encoder": model})
     if info["step"] != cfg.steps:
         raise UserError(f"{files.root} stopped at step {info['step']} of {cfg.steps}; "
                         "finish it with `sslscope train --resume` first")

@@ -113,3 +113,11 @@ def test_console_script_prints_no_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_icon_table_prints_every_equivalence_and_passes(capsys):
+    code, out, _ = run_cli(capsys, "icon-table", "--n", "5")
+    assert code == 0
+    for method in ("SimCLR", "SupCon", "cross-entropy", "label smoothing", "SNE", "t-SNE"):
+        assert method in out
+    assert "largest difference" in out

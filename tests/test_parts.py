@@ -59,7 +59,7 @@ def test_digits_split_is_fixed_stratified_and_exact():
 
 @pytest.mark.parametrize("name", ["mlp", "small_cnn"])
 def test_small_backbones(name):
-    backbone = build_backbone(name, 1, 8)
+    backbone = build_backbone(name, (1, 8, 8))
     h = backbone(torch.rand(5, 1, 8, 8))
     assert h.shape == (5, backbone.out_dim)
     encoder = build_encoder(backbone, (16, 7), mean=(0.3,), std=(0.4,))

@@ -1,6 +1,5 @@
 """The training loop: outputs, exact resumption, the divergence guard, re-evaluation."""
 
-import functools
 import json
 import math
 
@@ -82,13 +81,12 @@ def test_fresh_run_refuses_a_non_empty_directory(tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
 
-    @functools.wraps(losses.vicreg_loss)
     def breaks_at_step_5(z_a, z_b, **kwargs):
         calls["n"] += 1
-        loss = losses.vicreg_loss(z_a, z_b, **kwargs)
-        return loss * float("nan") if calls["n"] >= 5 else loss
+        terms = losses.vicreg_terms(z_a, z_b, **kwargs)
+        return {k: v * float("nan") for k, v in terms.items()} if calls["n"] >= 5 else terms
 
-    monkeypatch.setitem(losses.LOSSES, "vicreg", breaks_at_step_5)
+    monkeypatch.setitem(losses.LOSS_TERMS, "vicreg", breaks_at_step_5)
     cfg = tiny_config(steps=10, log_every=1, checkpoint_every=2)
     with pytest.raises(TrainingDiverged, match="at step 5"):
         train(cfg, tmp_path / "run", progress=False)
@@ -114,3 +112,31 @@ def test_batch_indices_cover_each_epoch_once():
     assert len(set(epoch0.tolist())) == 48
     assert not torch.equal(batch_indices(n, batch, 0, 0), batch_indices(n, batch, 0, 3))
     assert torch.equal(batch_indices(n, batch, 1, 7), batch_indices(n, batch, 1, 7))
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_resumes_exactly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    cfg = tiny_config(steps=8, log_every=1, checkpoint_every=100)
+    train(cfg, tmp_path / "straight", progress=False)
+
+    calls = {"n": 0}
+    original = losses.LOSS_TERMS["vicreg"]
+
+    def interrupted_in_step_3(z_a, z_b, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step; the step still completes
+        return original(z_a, z_b, **kwargs)
+
+    monkeypatch.setitem(losses.LOSS_TERMS, "vicreg", interrupted_in_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", progress=False)
+    info = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["stopped_at"] == 3
+    monkeypatch.setitem(losses.LOSS_TERMS, "vicreg", original)
+    train(cfg, tmp_path / "resumed", progress=False, resume=True)
+    a = load_file(str(tmp_path / "straight" / "checkpoints" / "last.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -54,8 +54,9 @@ class ImageData:
         return self.train_x.shape[1]
 
     @property
-    def image_size(self) -> int:
-        return self.train_x.shape[-1]
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.train_x.shape[1:])
 
     def ssl_images(self) -> Tensor:
         """Images used for self-supervised training: train plus unlabeled (never test)."""

@@ -1,44 +1,48 @@
 """Backbones, heads and the encoder.
 
-``BACKBONES[name](in_channels, image_size)`` builds a backbone: an ``nn.Module`` mapping
-(N, C, H, W) to (N, out_dim) with an ``out_dim`` attribute. Any other module with that contract
-can be passed to :func:`build_encoder` from Python.
+``BACKBONES[name]((C, H, W))`` builds a backbone for images of that shape: an
+``nn.Module`` mapping (N, C, H, W) to (N, out_dim) with an ``out_dim`` attribute. Any other
+module with that contract can be passed to :func:`build_encoder` from Python.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from torch import nn
 
 from sslscope.errors import UserError
+from sslscope.models.cross_modal import CrossModalEncoder, split_modalities
 from sslscope.models.heads import Encoder, Normalize, mlp_head
 from sslscope.models.small import MLP, SmallCNN
 
+Shape = tuple[int, int, int]
 
-def _resnet(depth: int) -> Callable[[int, int], nn.Module]:
-    def build(in_channels: int, image_size: int) -> nn.Module:
+
+def _resnet(depth: int) -> Callable[[Shape], nn.Module]:
+    def build(shape: Shape) -> nn.Module:
         from sslscope.models import resnet
 
-        return getattr(resnet, f"resnet{depth}")(in_channels=in_channels)
+        return getattr(resnet, f"resnet{depth}")(in_channels=shape[0])
 
     return build
 
 
-BACKBONES: dict[str, Callable[[int, int], nn.Module]] = {
-    "mlp": lambda c, s: MLP(c * s * s),
-    "small_cnn": lambda c, s: SmallCNN(c),
+BACKBONES: dict[str, Callable[[Shape], nn.Module]] = {
+    "mlp": lambda shape: MLP(math.prod(shape)),
+    "small_cnn": lambda shape: SmallCNN(shape[0]),
     "resnet18": _resnet(18),
     "resnet34": _resnet(34),
     "resnet50": _resnet(50),
 }
 
 
-def build_backbone(name: str, in_channels: int, image_size: int) -> nn.Module:
-    """Build a registered backbone; an unknown name is a UserError."""
+def build_backbone(name: str, shape: Shape) -> nn.Module:
+    """Build a registered backbone for images of shape (C, H, W); an unknown name is a UserError."""
     if name not in BACKBONES:
         raise UserError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
-    return BACKBONES[name](in_channels, image_size)
+    return BACKBONES[name](shape)
 
 
 def build_encoder(
@@ -59,10 +63,12 @@ def build_encoder(
 __all__ = [
     "BACKBONES",
     "MLP",
+    "CrossModalEncoder",
     "Encoder",
     "Normalize",
     "SmallCNN",
     "build_backbone",
     "build_encoder",
     "mlp_head",
+    "split_modalities",
 ]

@@ -1,0 +1,90 @@
+"""Two processes on gloo (CPU) give the loss and gradients of one process on the whole batch.
+
+Target asserted: equality with single-process training on the concatenated global batch, for
+the loss value and for the gradient of a shared linear encoder, for every objective in LOSSES.
+The encoder gradient is averaged over ranks as DistributedDataParallel does.
+"""
+
+import json
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from sslscope.distributed import average_gradients, gather
+from sslscope.losses import LOSSES, resolve_loss_kwargs
+from tests.test_losses_contract import accepted, positional_names, scalar
+
+WORLD, N_LOCAL, K, D_IN, D = 2, 3, 3, 6, 4  # odd local batch on purpose
+BATCH_INPUTS = {"z_a", "z_b", "p_a", "p_b", "t_a", "t_b", "z", "z_online", "z_target"}
+
+
+def global_problem(name):
+    """Seeded encoder weights and global inputs, identical on every rank."""
+    g = torch.Generator().manual_seed(7)
+    weight = torch.randn(D, D_IN, generator=g, dtype=torch.float64)
+    inputs = {}
+    for arg in positional_names(LOSSES[name]):
+        if arg in ("z", "z_online", "z_target"):
+            inputs[arg] = torch.randn(WORLD * N_LOCAL, K, D_IN, generator=g, dtype=torch.float64)
+        elif arg in BATCH_INPUTS:
+            inputs[arg] = torch.randn(WORLD * N_LOCAL, D_IN, generator=g, dtype=torch.float64)
+        elif arg == "cov_prev":
+            a = torch.randn(D, D, generator=g, dtype=torch.float64)
+            inputs[arg] = a @ a.T / D
+        else:  # logit_scale
+            inputs[arg] = torch.tensor(1.1, dtype=torch.float64)
+    return weight, inputs
+
+
+def loss_and_grad(name, rank=None):
+    """Encoder z = x Wᵀ on this rank's slice (or the whole batch), then the loss."""
+    weight, inputs = global_problem(name)
+    encoder = torch.nn.Parameter(weight.clone())
+    args = []
+    for arg, x in inputs.items():
+        if arg in BATCH_INPUTS:
+            if rank is not None:
+                x = x[rank * N_LOCAL : (rank + 1) * N_LOCAL]
+            x = gather(x @ encoder.T)
+        args.append(x)
+    kwargs = accepted(LOSSES[name], resolve_loss_kwargs(name, {}))
+    loss = scalar(LOSSES[name](*args, **kwargs))
+    loss.backward()
+    average_gradients([encoder])
+    return loss.item(), encoder.grad
+
+
+def worker(rank, init_file, out_file):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=WORLD)
+    results = {}
+    for name in sorted(LOSSES):
+        loss, grad = loss_and_grad(name, rank)
+        results[name] = {"loss": loss, "grad": grad.flatten().tolist()}
+    dist.destroy_process_group()
+    if rank == 0:
+        with open(out_file, "w") as f:
+            json.dump(results, f)
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dist")
+    mp.spawn(worker, args=(str(tmp / "init"), str(tmp / "out.json")), nprocs=WORLD, join=True)
+    return json.loads((tmp / "out.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_two_processes_equal_one_process_on_the_global_batch(two_process_results, name):
+    loss, grad = loss_and_grad(name)
+    got = two_process_results[name]
+    assert got["loss"] == pytest.approx(loss, rel=1e-10, abs=1e-12)
+    assert torch.allclose(torch.tensor(got["grad"], dtype=torch.float64), grad.flatten(),
+                          rtol=1e-8, atol=1e-12)
+
+
+def test_gather_is_the_identity_without_a_process_group():
+    x = torch.randn(3, 2)
+    assert gather(x) is x
