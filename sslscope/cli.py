@@ -169,6 +169,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from sslscope.methods import METHODS
+    from sslscope.studies import STUDIES
+
+    methods = args.methods.split(",") if args.methods else None
+    for name in methods or []:
+        if name not in METHODS:
+            raise UserError(f"unknown method '{name}'; choose from: {', '.join(METHODS)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers, got '{args.seeds}'") from None
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    path = STUDIES[args.name](args.out, methods=methods, seeds=seeds, steps=args.steps,
+                              device=args.device, keep_runs=args.keep_runs)
+    print(path.read_text())
+    return 0
+
+
 def _icon_table(args: argparse.Namespace) -> int:
     from sslscope.icon.table import equivalence_rows, format_table
 
@@ -198,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild the self-contained HTML report of RUN_DIR from its "
                        "config, metrics and evaluation files; no model is run.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("study", help="run a study: several trainings, one summary table",
+                       formatter_class=_FORMATTER,
+                       description="methods: train every objective (or --methods) for each seed "
+                       "at the same budget\nand write OUT/results.md with linear-probe and kNN "
+                       "accuracy, mean ± std.")
+    p.add_argument("name", choices=["methods"], help="which study")
+    p.add_argument("--out", default="docs/results", help="output directory (default: %(default)s)")
+    p.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=500, help="steps per run (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
+    p.add_argument("--keep-runs", action="store_true", help="keep every run directory")
     p = sub.add_parser("icon-table", help="check that named methods are I-Con instances",
                        formatter_class=_FORMATTER,
                        description="Compute SimCLR, SupCon, CLIP, cross-entropy, label smoothing, "
@@ -228,7 +260,8 @@ def cli_reference_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table}
+    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table,
+                "study": _study}
     try:
         return handlers[args.command](args)
     except UserError as e:
