@@ -121,3 +121,22 @@ def test_icon_table_prints_every_equivalence_and_passes(capsys):
     for method in ("SimCLR", "SupCon", "cross-entropy", "label smoothing", "SNE", "t-SNE"):
         assert method in out
     assert "largest difference" in out
+
+
+def test_study_methods_writes_a_table(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "study", "methods", "--out", str(tmp_path), "--methods",
+                             "vicreg,byol", "--seeds", "0", "--steps", "4", "--device", "cpu")
+    assert code == 0, err
+    table = (tmp_path / "results.md").read_text()
+    assert "| `vicreg` |" in table and "| `byol` |" in table and "raw pixels" in table
+    assert not (tmp_path / "runs").exists()  # run directories are removed unless --keep-runs
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["study", "methods", "--methods", "nope"], "unknown method 'nope'"),
+    (["study", "methods", "--seeds", "a,b"], "comma-separated integers"),
+])
+def test_study_bad_input(capsys, argv, fragment):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert_one_sentence(err, fragment)
