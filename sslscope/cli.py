@@ -161,6 +161,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from sslscope.train import export_run
+
+    _require_run(args.run_dir)
+    out = export_run(args.run_dir)
+    print(f"{out / 'encoder.safetensors'}\n{out / 'encoder.json'}")
+    print(f"load with: from sslscope.export import load_encoder; "
+          f"encoder = load_encoder('{out}')")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from sslscope.report import build_report
 
@@ -218,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild the self-contained HTML report of RUN_DIR from its "
                        "config, metrics and evaluation files; no model is run.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("export", help="write the trained encoder as safetensors + JSON",
+                       formatter_class=_FORMATTER,
+                       description="Write RUN_DIR/export/encoder.safetensors (weights, input "
+                       "normalisation included)\nand encoder.json (the architecture), loadable "
+                       "without pickle:\n  from sslscope.export import load_encoder\n"
+                       "  encoder = load_encoder('RUN_DIR/export')   # h, z = encoder(x)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
     p = sub.add_parser("study", help="run a study: several trainings, one summary table",
                        formatter_class=_FORMATTER,
                        description="methods: train every objective (or --methods) for each seed "
@@ -260,7 +278,7 @@ def cli_reference_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table,
+    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table, "export": _export,
                 "study": _study}
     try:
         return handlers[args.command](args)

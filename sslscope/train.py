@@ -336,6 +336,31 @@ def finish(
     return table
 
 
+def load_trained_encoder(files: RunFiles, cfg: Config, data: ImageData,
+                         device: torch.device) -> nn.Module:
+    """The encoder of a finished run, from its checkpoint."""
+    model = build_model(cfg, data).to(device)
+    tensors, header = read_checkpoint(files.checkpoint)
+    if header["info"]["step"] != cfg.steps:
+        raise UserError(f"{files.root} stopped at step {header['info']['step']} of {cfg.steps}; "
+                        "finish it with `sslscope train --resume` first")
+    prefix = "parts/encoder."
+    load_modules({k.replace(prefix, "encoder/", 1): v for k, v in tensors.items()
+                  if k.startswith(prefix)}, {"encoder": model})
+    return model
+
+
+def export_run(run_dir: str | Path) -> Path:
+    """Export a finished run's encoder to RUN_DIR/export (``sslscope export``)."""
+    from sslscope.export import describe, export_encoder
+
+    files = RunFiles(Path(run_dir)).require()
+    cfg = files.load_config()
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    model = load_trained_encoder(files, cfg, data, torch.device("cpu"))
+    return export_encoder(model, describe(cfg, data.shape, model), files.root / "export")
+
+
 def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
     """Re-evaluate a finished run from its checkpoint (``sslscope eval``) and rebuild its report."""
     files = RunFiles(Path(run_dir)).require()
@@ -345,15 +370,7 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
     config_lib.validate(cfg)
     dev = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir)
-    model = build_model(cfg, data).to(dev)
-    tensors, header = read_checkpoint(files.checkpoint)
-    info = header["info"]
-    prefix = "parts/encoder."
-    load_modules({k.replace(prefix, "encoder/", 1): v for k, v in tensors.items()
-                  if k.startswith(prefix)}, {"encoder": model})
-    if info["step"] != cfg.steps:
-        raise UserError(f"{files.root} stopped at step {info['step']} of {cfg.steps}; "
-                        "finish it with `sslscope train --resume` first")
+    model = load_trained_encoder(files, cfg, data, dev)
     probe = ProbeSettings(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
     table = finish(files, cfg, data, model, probe, dev)
     from sslscope.report import build_report
