@@ -278,8 +278,8 @@ def cli_reference_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "report": _report, "icon-table": _icon_table, "export": _export,
-                "study": _study}
+    handlers = {"train": _train, "eval": _eval, "report": _report, "export": _export,
+                "study": _study, "icon-table": _icon_table}
     try:
         return handlers[args.command](args)
     except UserError as e:

@@ -28,7 +28,7 @@ FORMAT = "sslscope-encoder-1"
 
 
 def describe(cfg: Any, input_shape: tuple[int, int, int], model: nn.Module) -> dict[str, Any]:
-    """The JSON architecture description of an encoder built by :func:`sslscope.train.build_model`."""
+    """The JSON description of an encoder built by :func:`sslscope.train.build_model`."""
     return {
         "format": FORMAT,
         "sslscope_version": __version__,
