@@ -7,6 +7,7 @@ Layout (every file written atomically):
       run.json                     environment, status, timing
       metrics.jsonl                one JSON object per log or evaluation step
       evaluation.json              final table: raw pixels, random init, trained (h and z)
+      arrays/final_embeddings.safetensors   h and z of the test split and of training images
       checkpoints/last.safetensors resumable state (weights, optimizer, RNG)
       report.html                  self-contained report; figures/ holds PNG and SVG copies
 """
@@ -49,6 +50,10 @@ class RunFiles:
     @property
     def evaluation(self) -> Path:
         return self.root / "evaluation.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "arrays" / "final_embeddings.safetensors"
 
     @property
     def checkpoint(self) -> Path:

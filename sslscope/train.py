@@ -30,7 +30,7 @@ from sslscope.distributed import gather
 from sslscope.ema import cosine_ema_decay, ema_target, ema_update_
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.evaluate.suite import ProbeSettings, evaluate_encoder, evaluate_pixels
-from sslscope.files import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from sslscope.files import append_jsonl, atomic_write, atomic_write_json, read_jsonl, write_jsonl
 from sslscope.losses import make_objective, resolve_loss_kwargs
 from sslscope.methods import METHODS, Outputs
 from sslscope.models import (
@@ -333,7 +333,28 @@ def finish(
         step=cfg.steps,
     )
     atomic_write_json(files.evaluation, table)
+    save_final_embeddings(files, data, model, device)
     return table
+
+
+def save_final_embeddings(files: RunFiles, data: ImageData, model: nn.Module,
+                          device: torch.device, max_train: int = 10_000) -> None:
+    """Save h and z of the test split and of (up to ``max_train``) training images.
+
+    The report draws its 2-D maps and nearest-neighbour grids from this file, so it never has
+    to run a model. Keys: "test/h", "test/z", "test/y", "train/h", "train/z", "train/y" and
+    "train/index" (which training images, in the data set's order).
+    """
+    from safetensors.torch import save_file
+
+    from sslscope.evaluate.suite import extract_features
+
+    index = torch.arange(data.train_x.shape[0])[:max_train]
+    arrays = {"train/index": index, "train/y": data.train_y[index], "test/y": data.test_y}
+    for split, images in (("train", data.train_x[index]), ("test", data.test_x)):
+        for name, value in extract_features(model, images, device=device).items():
+            arrays[f"{split}/{name}"] = value.cpu().contiguous()
+    atomic_write(files.embeddings, lambda tmp: save_file(arrays, str(tmp)))
 
 
 def load_trained_encoder(files: RunFiles, cfg: Config, data: ImageData,

@@ -23,8 +23,11 @@ def _train_rows(run_dir):
 
 def test_finished_run_has_every_file(finished_run):
     for name in ("config.json", "run.json", "metrics.jsonl", "evaluation.json", "report.html",
-                 "checkpoints/last.safetensors"):
+                 "checkpoints/last.safetensors", "arrays/final_embeddings.safetensors"):
         assert (finished_run / name).is_file(), name
+    arrays = load_file(str(finished_run / "arrays" / "final_embeddings.safetensors"))
+    assert arrays["test/h"].shape == (450, 128) and arrays["train/z"].shape == (1347, 64)
+    assert torch.equal(arrays["train/index"], torch.arange(1347))
     info = json.loads((finished_run / "run.json").read_text())
     assert info["status"] == "finished" and info["torch"] == torch.__version__
     assert info["loss_kwargs"] == losses.resolve_loss_kwargs("vicreg", {})
