@@ -41,7 +41,9 @@ class ImageData:
             if x.dtype != torch.uint8 or x.ndim != 4:
                 got = f"{x.dtype} {tuple(x.shape)}"
                 raise ValueError(f"{attr} must be uint8 (N, C, H, W), got {got}")
-        pixels = self.train_x.float().div(255).transpose(0, 1).flatten(1)  # (C, N·H·W)
+        # Statistics from at most 10,000 images: plenty for per-channel moments, and it keeps
+        # STL-10's 100,000 unlabeled images from being converted to float all at once.
+        pixels = self.sample(10_000).float().div(255).transpose(0, 1).flatten(1)  # (C, n·H·W)
         self.mean = tuple(pixels.mean(dim=1).tolist())
         self.std = tuple(pixels.std(dim=1).clamp_min(1e-3).tolist())
 
@@ -57,6 +59,12 @@ class ImageData:
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.train_x.shape[1:])
+
+    def sample(self, n: int) -> Tensor:
+        """The first ``n`` self-supervised training images (train, then unlabeled), uint8."""
+        if self.train_x.shape[0] >= n or self.unlabeled_x is None:
+            return self.train_x[:n]
+        return torch.cat([self.train_x, self.unlabeled_x[: n - self.train_x.shape[0]]])
 
     def ssl_images(self) -> Tensor:
         """Images used for self-supervised training: train plus unlabeled (never test)."""
