@@ -70,6 +70,7 @@ class Config:
     # Bookkeeping.
     log_every: int = _opt(10, "write the loss and its terms to metrics.jsonl every N steps")
     checkpoint_every: int = _opt(500, "save a resumable checkpoint every N steps")
+    tensorboard: bool = _opt(True, "also write scalars to RUN_DIR/tensorboard when installed")
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}

@@ -30,9 +30,10 @@ from sslscope.distributed import gather
 from sslscope.ema import cosine_ema_decay, ema_target, ema_update_
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.evaluate.suite import ProbeSettings, evaluate_encoder, evaluate_pixels
-from sslscope.files import append_jsonl, atomic_write, atomic_write_json, read_jsonl, write_jsonl
+from sslscope.files import atomic_write, atomic_write_json, read_jsonl, write_jsonl
 from sslscope.losses import make_objective, resolve_loss_kwargs
 from sslscope.methods import METHODS, Outputs
+from sslscope.metrics_log import MetricsLog
 from sslscope.models import (
     CrossModalEncoder,
     build_backbone,
@@ -62,13 +63,13 @@ def build_model(cfg: Config, data: ImageData) -> nn.Module:
     """The encoder at initialisation, images → (h, z); the same config gives the same weights.
 
     Cross-modal methods get one encoder per modality, each normalised with its own statistics
-    (from the first 4,096 training images, enough for per-channel means).
+    (from the first 4,096 training images, enough for per-channel moments).
     """
     torch.manual_seed(cfg.seed)
     if not METHODS[cfg.method].cross_modal:
         backbone = build_backbone(cfg.backbone, data.shape)
         return build_encoder(backbone, cfg.projector_dims, data.mean, data.std)
-    sample = data.train_x[:4096].float().div(255)
+    sample = data.sample(4096).float().div(255)
     encoders = []
     for part in split_modalities(sample):
         pixels = part.transpose(0, 1).flatten(1)  # (C, N·H·W)
@@ -80,7 +81,7 @@ def build_model(cfg: Config, data: ImageData) -> nn.Module:
 
 def embedding_dim(model: nn.Module, data: ImageData, device: torch.device) -> int:
     """D of the projector output z that the loss sees (per modality for cross-modal models)."""
-    probe = data.train_x[:2].to(device).float().div(255)
+    probe = data.sample(2).to(device).float().div(255)
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -227,10 +228,13 @@ def train(
                         {"step": step, "elapsed": elapsed + time.perf_counter() - t0})
 
     def evaluate(step: int) -> None:
+        if not data.num_classes:  # unlabeled data (an image folder without classes): no probes
+            return
         results = evaluate_encoder(model, data, probe, device)
-        append_jsonl(files.metrics, {"step": step, "time": elapsed + time.perf_counter() - t0,
+        log.append({"step": step, "time": elapsed + time.perf_counter() - t0,
                                      **{f"eval/{k}": v for k, v in results.items()}})
 
+    log = MetricsLog(files.metrics, files.root / "tensorboard" if cfg.tensorboard else None)
     t0 = time.perf_counter()
     augment_rng = torch.Generator(device=device)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
@@ -280,7 +284,7 @@ def train(
                             f"is kept in {files.checkpoint}; lower the learning rate (now "
                             f"{cfg.lr:g})"
                         )
-                    append_jsonl(files.metrics, {
+                    log.append({
                         "step": done, "epoch": done * cfg.batch_size / images.shape[0],
                         "time": elapsed + time.perf_counter() - t0, "train/loss": value,
                         "train/lr": lr[step],
@@ -294,14 +298,19 @@ def train(
                 bar.update(1)
     except KeyboardInterrupt:  # a second Ctrl-C: the state may be mid-step, keep the last save
         bar.close()
+        log.close()
         update_run_info(files, status="interrupted")
         raise
     except TrainingDiverged:
         bar.close()
+        log.close()
         update_run_info(files, status="diverged")
         raise
     bar.close()
     checkpoint(step)
+    if step == cfg.steps and step in eval_steps:
+        evaluate(step)
+    log.close()
     if interrupt.requested:
         update_run_info(files, status="interrupted", stopped_at=step)
         raise KeyboardInterrupt
@@ -309,9 +318,8 @@ def train(
         update_run_info(files, status="stopped", stopped_at=step)
         return files
 
-    if step in eval_steps:
-        evaluate(step)
-    finish(files, cfg, data, model, probe, device)
+    if data.num_classes:
+        finish(files, cfg, data, model, probe, device)
     update_run_info(files, status="finished", finished=now(),
                     wall_seconds=elapsed + time.perf_counter() - t0)
     from sslscope.report import build_report  # matplotlib is imported only when reporting

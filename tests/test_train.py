@@ -143,3 +143,18 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resumes_exactly(tmp_path, monkeypat
     a = load_file(str(tmp_path / "straight" / "checkpoints" / "last.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_metrics_are_mirrored_to_tensorboard_when_installed(finished_run):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(finished_run / "tensorboard"))
+    events.Reload()
+    assert "train/loss" in events.Tags()["scalars"]
+    logged = {e.step: e.value for e in events.Scalars("train/loss")}
+    rows = {r["step"]: r["train/loss"] for r in read_jsonl(finished_run / "metrics.jsonl")
+            if "train/loss" in r}
+    assert logged.keys() == rows.keys()
+    assert all(logged[s] == pytest.approx(rows[s], rel=1e-6) for s in rows)
+    assert "eval/h/linear/test_acc" in events.Tags()["scalars"]
