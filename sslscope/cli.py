@@ -1,4 +1,4 @@
-"""The ``sslscope`` command line: train, eval, report.
+"""The ``sslscope`` command line: train, eval, report, compare, export, study.
 
 Every config field becomes a ``--flag`` generated from :class:`sslscope.config.Config`, so the
 help text is the field's own documentation and cannot drift from the code.
@@ -180,6 +180,15 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from sslscope.report.compare import build_comparison
+
+    for run_dir in args.run_dirs:
+        _require_run(run_dir)
+    print(build_comparison(args.run_dirs, args.out))
+    return 0
+
+
 def _study(args: argparse.Namespace) -> int:
     from sslscope.methods import METHODS
     from sslscope.studies import STUDIES
@@ -227,8 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild RUN_DIR/report.html from the saved files",
                        formatter_class=_FORMATTER,
                        description="Rebuild the self-contained HTML report of RUN_DIR from its "
-                       "config, metrics and evaluation files; no model is run.")
+                       "config, metrics, evaluation and saved embeddings; no model is run.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("compare", help="put several runs side by side in one HTML page",
+                       formatter_class=_FORMATTER,
+                       description="Write one self-contained HTML page comparing the runs: final "
+                       "accuracy, seed and\nwall time per run, mean ± std over runs whose configs "
+                       "differ only by seed,\nthe config keys that differ, probe-accuracy and loss "
+                       "curves. Figures go to\nfigures/ next to the page.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories (each with a config.json), shown in this order")
+    p.add_argument("--out", default="compare.html", metavar="FILE",
+                   help="the page to write (default: %(default)s)")
     p = sub.add_parser("export", help="write the trained encoder as safetensors + JSON",
                        formatter_class=_FORMATTER,
                        description="Write RUN_DIR/export/encoder.safetensors (weights, input "
@@ -278,8 +297,8 @@ def cli_reference_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "report": _report, "export": _export,
-                "study": _study, "icon-table": _icon_table}
+    handlers = {"train": _train, "eval": _eval, "report": _report, "compare": _compare,
+                "export": _export, "study": _study, "icon-table": _icon_table}
     try:
         return handlers[args.command](args)
     except UserError as e:

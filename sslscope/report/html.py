@@ -28,6 +28,11 @@ from sslscope.report.figures import (
     probe_sort_key,
 )
 from sslscope.report.record import RunRecord, as_float
+from sslscope.report.sections_embeddings import (
+    embedding_map_section,
+    neighbours_section,
+    spectrum_section,
+)
 
 MISSING = "—"  # shown for null, NaN and absent values
 
@@ -121,6 +126,9 @@ SECTIONS: list[Callable[[RunRecord], Section | None]] = [
     summary_section,
     loss_section,
     probe_section,
+    spectrum_section,  # these three need arrays/final_embeddings.safetensors
+    embedding_map_section,
+    neighbours_section,
     config_section,
 ]
 

@@ -6,6 +6,8 @@ The run directory is the contract between the training loop and the report:
     metrics.jsonl      one JSON object per line: training rows and evaluation rows
     evaluation.json    final evaluation table (missing if the run was interrupted)
     run.json           environment and status (may be missing)
+    arrays/final_embeddings.safetensors   final h and z (missing if the run was interrupted);
+                       read on first use by `RunRecord.embeddings`
 
 Rows of `metrics.jsonl` are told apart by their keys: a row with any ``eval/...`` key is an
 evaluation row, every other row is a training row. Keys the report does not know (for example
@@ -15,16 +17,23 @@ them, so the training loop can log new things without breaking old reports.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sslscope.errors import UserError
 from sslscope.files import read_jsonl
+from sslscope.runs import RunFiles
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from sslscope.data import ImageData
 
 EVAL_PREFIX = "eval/"
 
@@ -48,6 +57,8 @@ class RunRecord:
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
     run_info: dict[str, Any] | None = None
+    # The outcome of the first `dataset()` call: the data or the error, so it is tried once.
+    _dataset: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunRecord:
@@ -110,6 +121,58 @@ class RunRecord:
         """The rows of `evaluation.json` that are JSON objects; [] when there is none."""
         rows = (self.evaluation or {}).get("rows")
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+    @functools.cached_property
+    def embeddings(self) -> dict[str, Tensor] | None:
+        """The final embeddings of ``arrays/final_embeddings.safetensors``, read on first use.
+
+        Keys (written by `sslscope.train.save_final_embeddings`): ``"test/h"`` (N_test, D_h),
+        ``"test/z"`` (N_test, D_z), ``"test/y"`` (N_test,), and the same for ``"train/..."``
+        (a prefix of at most 10,000 training images) plus ``"train/index"`` (N_train,), the
+        positions of those images in the data set's train split. CPU tensors as saved.
+
+        Returns:
+            None when the file is missing (an interrupted run, or one from before the file
+            existed); sections then leave themselves out.
+
+        Raises:
+            UserError: the file exists but is not a readable safetensors file.
+        """
+        path = RunFiles(self.run_dir).embeddings
+        if not path.is_file():
+            return None
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise UserError(f"{path} is not a readable safetensors file ({err}); delete it "
+                            "and rebuild it with `sslscope eval`.") from err
+
+    def dataset(self) -> ImageData:
+        """The run's data set (``config["dataset"]`` under ``config["data_dir"]``), loaded once.
+
+        Used for images and class names. Loading may read files under ``data_dir`` and, for a
+        data set that is not on disk, try to download it, exactly as training does.
+
+        Raises:
+            UserError: it cannot be loaded (unknown name, files missing offline, corrupt
+                files); the same error again on later calls, without a second attempt.
+        """
+        if self._dataset is None:
+            from sslscope.data import load_dataset
+
+            name = self.config.get("dataset")
+            try:
+                if not isinstance(name, str):
+                    raise UserError("config.json names no dataset")
+                self._dataset = load_dataset(name, self.config.get("data_dir"))
+            except (UserError, OSError, ValueError) as err:
+                self._dataset = err if isinstance(err, UserError) else UserError(str(err))
+        if isinstance(self._dataset, UserError):
+            raise self._dataset
+        return self._dataset
 
     def keys(self, rows: str = "train") -> list[str]:
         """All metric keys present in `rows` (``"train"`` or ``"eval"``), in first-seen order."""

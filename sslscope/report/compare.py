@@ -1,0 +1,255 @@
+"""Several runs side by side on one self-contained HTML page (``sslscope compare``).
+
+    from sslscope.report.compare import build_comparison
+    build_comparison(["runs/a-s0", "runs/a-s1", "runs/b"], "compare.html")
+
+The page reads only what the runs saved (config, metrics, evaluation, run.json), like the run
+report. Runs whose configs agree on everything except the seed are also summarised as one
+mean ± std row, so a claim comes with its seeds. Figures land next to the page in
+``figures/<stem>_probes.png`` / ``.svg`` and ``figures/<stem>_loss.png`` / ``.svg``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sslscope.errors import UserError
+from sslscope.files import atomic_write_text
+from sslscope.report.figures import _mpl_text, embed_figure, probe_name
+from sslscope.report.html import (
+    _CSS,
+    MISSING,
+    _config_value,
+    _duration,
+    _percent,
+    _test_acc,
+    _text,
+)
+from sslscope.report.record import RunRecord, as_float
+
+# Keys that say where files go or how often they are saved: they cannot change a result, so
+# runs that differ only in them (and the seed) still count as seeds of one experiment.
+GROUP_IGNORES = ("seed", "data_dir", "tensorboard", "checkpoint_every")
+ACCURACIES = (("h", "linear"), ("h", "knn"), ("z", "linear"), ("z", "knn"))
+CURVE_KEY = "eval/h/linear/test_acc"
+
+
+def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
+    """Write one HTML page comparing the runs in `run_dirs` and return its path.
+
+    The page holds: a table with one row per run (name = directory name, method, dataset,
+    steps, seed, final linear and kNN test accuracy of h and z, wall time); mean ± std rows
+    for runs whose configs differ only by seed (sample std over the runs, ``GROUP_IGNORES``
+    aside); the config keys that differ; h's linear-probe test accuracy over training for
+    every run in one figure; and one loss panel per run (loss scales differ across methods).
+
+    Args:
+        run_dirs: run directories, each with at least a ``config.json``; shown in this order.
+        out_path: the HTML file to write (atomically). Figures go to ``figures/`` beside it.
+
+    Raises:
+        UserError: no run given, or a run directory or its ``config.json`` is missing/corrupt.
+    """
+    if not run_dirs:
+        raise UserError("compare needs at least one run directory")
+    records = [RunRecord.load(d) for d in run_dirs]
+    names = _names([Path(d) for d in run_dirs])
+    groups = _groups(records)
+    out_path = Path(out_path)
+    out_dir, stem = out_path.parent, out_path.stem
+
+    parts = [("Runs", "runs", _runs_table(records, names))]
+    seeded = [g for g in groups if len(g) > 1]
+    if seeded:
+        body = _groups_table(records, names, seeded)
+        body += ('<p class="note">Runs whose configs agree on everything but '
+                 f"{', '.join(GROUP_IGNORES)}; sample standard deviation over the runs.</p>")
+    else:
+        body = '<p class="note">No two runs differ only by their seed.</p>'
+    parts.append(("Seeds: mean ± std", "seeds", body))
+    parts.append(("Config differences", "config", _differences_table(records, names)))
+    fig = _probe_figure(records, names, groups)
+    if fig is not None:
+        img = embed_figure(fig, out_dir, f"{stem}_probes", "linear-probe accuracy of h over steps")
+        note = ("Linear-probe test accuracy on the backbone output h at each run's evaluation "
+                "steps; x is step + 1 on a log scale (1 = random initialisation). Runs that "
+                "differ only by seed share a colour.")
+        parts.append(("Probe accuracy over training", "probes",
+                      f'{img}<p class="note">{note}</p>'))
+    fig = _loss_figure(records, names)
+    if fig is not None:
+        img = embed_figure(fig, out_dir, f"{stem}_loss", "training loss of each run")
+        note = "Total training loss of each run, one panel per run because scales differ."
+        parts.append(("Loss", "loss", f'{img}<p class="note">{note}</p>'))
+
+    title = escape(f"sslscope comparison: {len(records)} runs")
+    toc = "".join(f'<li><a href="#{a}">{escape(t)}</a></li>' for t, a, _ in parts)
+    sections = "".join(f'<section id="{a}"><h2>{escape(t)}</h2>{b}</section>' for t, a, b in parts)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body><h1>{title}</h1>"
+        f'<p class="sub">{escape(", ".join(names))}</p>'
+        f"<nav><strong>Contents</strong><ol>{toc}</ol></nav>{sections}</body></html>\n"
+    )
+    return atomic_write_text(out_path, page)
+
+
+def final_accuracy(record: RunRecord, features: str, probe: str) -> float:
+    """Final test accuracy (fraction) of `probe` on the trained `features`, NaN if absent.
+
+    Reads the trained row of ``evaluation.json`` at ``final_step`` (else the last trained row),
+    never the random-init row (step 0) or the raw-pixel row.
+    """
+    final = (record.evaluation or {}).get("final_step")
+    trained = [r for r in record.evaluation_rows()
+               if r.get("features") == features and r.get("step") not in (0, None)]
+    row = next((r for r in trained if r.get("step") == final), trained[-1] if trained else None)
+    return _test_acc(row, probe) if row is not None else math.nan
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Directory names; a name shared by several runs falls back to the path as given."""
+    base = [p.resolve().name for p in paths]
+    return [b if base.count(b) == 1 else str(p) for b, p in zip(base, paths, strict=True)]
+
+
+def _groups(records: list[RunRecord]) -> list[list[int]]:
+    """Indices of runs grouped by their config without `GROUP_IGNORES`, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        rest = {k: v for k, v in record.config.items() if k not in GROUP_IGNORES}
+        groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(i)
+    return list(groups.values())
+
+
+def _head() -> str:
+    return "".join(f"<th>{escape(f)} {escape(probe_name(p))}</th>" for f, p in ACCURACIES)
+
+
+def _runs_table(records: list[RunRecord], names: list[str]) -> str:
+    lines = ["<tr><th>run</th><th>method</th><th>dataset</th><th>steps</th><th>seed</th>"
+             f"{_head()}<th>wall time</th></tr>"]
+    for record, name in zip(records, names, strict=True):
+        cfg = record.config
+        accs = "".join(f'<td class="num">{_percent(final_accuracy(record, f, p))}</td>'
+                       for f, p in ACCURACIES)
+        cells = [_text(cfg.get(k)) for k in ("method", "dataset", "steps", "seed")]
+        lines.append(
+            f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
+            + f'{accs}<td class="num">{_duration((record.run_info or {}).get("wall_seconds"))}'
+            "</td></tr>"
+        )
+    return ('<p class="note">Final test accuracy (%) of the trained backbone output h and '
+            "projector output z, from each run's evaluation.json.</p><table>"
+            + "".join(lines) + "</table>")
+
+
+def _groups_table(records: list[RunRecord], names: list[str], groups: list[list[int]]) -> str:
+    lines = ["<tr><th>method</th><th>dataset</th><th>steps</th><th>runs</th><th>seeds</th>"
+             f"{_head()}<th>wall time (mean)</th></tr>"]
+    for group in groups:
+        cfg = records[group[0]].config
+        seeds = ", ".join(_text(records[i].config.get("seed")) for i in group)
+        accs = "".join(
+            f'<td class="num">{_mean_std([final_accuracy(records[i], f, p) for i in group])}</td>'
+            for f, p in ACCURACIES
+        )
+        walls = [as_float((records[i].run_info or {}).get("wall_seconds")) for i in group]
+        finite = [w for w in walls if math.isfinite(w)]
+        wall = _duration(float(np.mean(finite))) if finite else MISSING
+        cells = [_text(cfg.get(k)) for k in ("method", "dataset", "steps")]
+        cells += [", ".join(names[i] for i in group), f"{seeds} (n = {len(group)})"]
+        lines.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
+                     + f'{accs}<td class="num">{wall}</td></tr>')
+    return "<table>" + "".join(lines) + "</table>"
+
+
+def _mean_std(values: list[float]) -> str:
+    """``mean ± std`` in % over the finite values (sample std, n − 1); one value: just it."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return MISSING
+    if len(finite) == 1:
+        return _percent(finite[0])
+    return f"{100 * np.mean(finite):.1f} ± {100 * np.std(finite, ddof=1):.1f}"
+
+
+def _differences_table(records: list[RunRecord], names: list[str]) -> str:
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(map(str, record.config)))
+    differing = [k for k in keys
+                 if len({json.dumps(r.config.get(k), sort_keys=True, default=str)
+                         for r in records}) > 1]
+    if not differing:
+        return '<p class="note">The configs are identical.</p>'
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><th>{escape(k)}</th>"
+        + "".join(f"<td>{escape(_value(r.config, k))}</td>" for r in records) + "</tr>"
+        for k in differing
+    )
+    return f"<table><tr><th>config key</th>{head}</tr>{rows}</table>"
+
+
+def _value(config: dict[str, Any], key: str) -> str:
+    return _config_value(config[key]) if key in config else "(absent)"
+
+
+def _probe_figure(
+    records: list[RunRecord], names: list[str], groups: list[list[int]]
+) -> Figure | None:
+    colour = {i: f"C{g % 10}" for g, group in enumerate(groups) for i in group}
+    styles = ["-", "--", ":", "-."]
+    curves = []
+    for i, record in enumerate(records):
+        steps, acc = record.series(CURVE_KEY, rows="eval")
+        if np.isfinite(acc).any():
+            order = np.argsort(steps, kind="stable")
+            curves.append((i, steps[order], acc[order]))
+    if not curves:
+        return None
+    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+    ax = fig.subplots()
+    seen: dict[str, int] = {}
+    for i, steps, acc in curves:
+        nth = seen[colour[i]] = seen.get(colour[i], -1) + 1  # seeds of a group: other styles
+        ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=colour[i],
+                linestyle=styles[nth % len(styles)], label=_mpl_text(names[i]))
+    ax.set_xscale("log")
+    ax.set_xlabel("step + 1 (log scale; 1 = random initialisation)")
+    ax.set_ylabel("h linear-probe test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="best")
+    return fig
+
+
+def _loss_figure(records: list[RunRecord], names: list[str]) -> Figure | None:
+    series = [record.series("train/loss") for record in records]
+    if not any(np.isfinite(values).any() for _, values in series):
+        return None
+    cols = min(3, len(records))
+    rows = math.ceil(len(records) / cols)
+    fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, name, (steps, values) in zip(axes, names, series, strict=False):
+        if np.isfinite(values).any():
+            ax.plot(steps, values, color="black", linewidth=1.2)
+        else:
+            ax.text(0.5, 0.5, "no loss logged", ha="center", transform=ax.transAxes)
+        ax.set_title(_mpl_text(name), fontsize="medium")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("loss")
+    for ax in axes[len(records):]:
+        ax.set_axis_off()
+    return fig
