@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint readme clean
+.PHONY: setup demo test test-all browser-deps lint readme clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# Headless Chromium for tests/test_browser.py (Debian, as root); without it that test skips.
+# Not a prerequisite of `test`, so `make test` works unprivileged. CI (.ci/run) installs it too.
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sslscope tests benchmarks
