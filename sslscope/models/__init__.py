@@ -54,9 +54,10 @@ def build_encoder(
     out_dim: int | None = None,
 ) -> Encoder:
     """Wrap a backbone with input normalisation and a projector (see :func:`mlp_head`)."""
-    dim = out_dim if out_dim is not None else getattr(backbone, "out_dim", None)
+    # out_dim is sslscope's name; timm models call it num_features.
+    dim = out_dim or getattr(backbone, "out_dim", None) or getattr(backbone, "num_features", None)
     if dim is None:
-        raise ValueError("the backbone has no out_dim attribute; pass out_dim=")
+        raise ValueError("the backbone has no out_dim (or num_features) attribute; pass out_dim=")
     return Encoder(backbone, mlp_head(dim, projector_dims), Normalize(mean, std))
 
 
