@@ -232,7 +232,7 @@ def train(
             return
         results = evaluate_encoder(model, data, probe, device)
         log.append({"step": step, "time": elapsed + time.perf_counter() - t0,
-                                     **{f"eval/{k}": v for k, v in results.items()}})
+                    **{f"eval/{k}": v for k, v in results.items()}})
 
     log = MetricsLog(files.metrics, files.root / "tensorboard" if cfg.tensorboard else None)
     t0 = time.perf_counter()
