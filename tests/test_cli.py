@@ -130,6 +130,8 @@ def test_study_methods_writes_a_table(capsys, tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| `vicreg` |" in table and "| `byol` |" in table and "raw pixels" in table
     assert not (tmp_path / "runs").exists()  # run directories are removed unless --keep-runs
+    page = (tmp_path / "report.html").read_text()
+    assert "vicreg-seed0" in page and "byol-seed0" in page and "data:image/png;base64," in page
 
 
 @pytest.mark.parametrize("argv,fragment", [

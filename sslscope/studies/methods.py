@@ -4,7 +4,8 @@
 :data:`sslscope.methods.METHODS` for each seed with the base config (small CNN, batch 256,
 AdamW, the digits augmentation), then writes ``results.md`` with linear-probe and kNN test
 accuracy on the backbone output h as mean ± std over seeds, next to the raw-pixel and
-random-initialisation baselines measured in the same runs.
+random-initialisation baselines measured in the same runs, and ``report.html``: the runs side
+by side (:func:`sslscope.report.compare.build_comparison`), self-contained.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def compare_methods(
     device: str = "auto",
     keep_runs: bool = False,
 ) -> Path:
-    """Train every method for every seed and write ``out_dir/results.md``.
+    """Train every method for every seed; write ``out_dir/results.md`` and ``report.html``.
 
     Args:
         out_dir: where the table (and, with ``keep_runs``, the run directories) go.
@@ -71,6 +72,7 @@ def compare_methods(
                               device=device)
     results: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
+    run_dirs: list[Path] = []
     for method in methods:
         from sslscope.train import train
 
@@ -84,11 +86,14 @@ def compare_methods(
                 shutil.rmtree(run_dir)
             files = train(cfg, run_dir, progress=False)
             results[method].append(json.loads(files.evaluation.read_text()))
-            if not keep_runs:
-                shutil.rmtree(run_dir)
+            run_dirs.append(run_dir)
         seconds[method] = (time.perf_counter() - start) / len(seeds)
-    if not keep_runs and (out_dir / "runs").is_dir() and not any((out_dir / "runs").iterdir()):
-        (out_dir / "runs").rmdir()
+
+    from sslscope.report.compare import build_comparison
+
+    build_comparison(run_dirs, out_dir / "report.html")
+    if not keep_runs:
+        shutil.rmtree(out_dir / "runs")
 
     first = results[methods[0]]
     lines = [
