@@ -15,8 +15,10 @@ from sslscope.config import Config, replace
 def demo() -> Config:
     """VICReg on the bundled digits with the small CNN: the README's `make demo`.
 
-    Command: ``sslscope train --preset demo --run-dir runs/demo``
-    Measured: see docs/results.md (filled from real runs, seeds 0–2, 2-core CPU).
+    Command: ``sslscope train --preset demo --run-dir runs/demo`` (``make demo``).
+    Measured on a 2-core CPU (torch 2.13.0+cpu): backbone h linear-probe test accuracy
+    98.89 / 98.67 / 98.67 % for seeds 0 / 1 / 2 (raw pixels 96.89 %, random init 95.78 % at
+    seed 0); ``make demo`` takes 66 s wall.
     """
     return Config()
 

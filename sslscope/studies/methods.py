@@ -103,7 +103,7 @@ def compare_methods(
         f"test accuracy (%) on the fixed 450-image test split; mean ± std over seeds "
         f"{', '.join(map(str, seeds))}; {steps} steps of batch 256 each.",
         "",
-        "| method | linear probe | kNN | s / run |",
+        "| method | linear probe | kNN | wall s / run |",
         "| --- | ---: | ---: | ---: |",
         f"| raw pixels (no training) | {_fmt(_row(first, 'raw pixels', 'linear'))} "
         f"| {_fmt(_row(first, 'raw pixels', 'knn'))} | |",
