@@ -105,8 +105,8 @@ def mmcr_loss(z: Tensor, *, local_weight: float = 0.0) -> Tensor:
         Scalar tensor. Single-process semantics: the official code all-gathers the views
         (without autograd) before both nuclear norms; the caller gathers if ever needed.
 
-    Deviations: none in value. The official code also returns a dict of Python-float (host-synced) values;
-    call :func:`mmcr_terms` under ``torch.no_grad()`` at log steps instead.
+    Deviations: none in value. The official code also returns a dict of host-synced Python
+    floats; call :func:`mmcr_terms` under ``torch.no_grad()`` at log steps instead.
 
     References:
         Yerxa, Kuang, Simoncelli & Chung, "Efficient Coding of Natural Images using Maximum
