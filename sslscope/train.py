@@ -195,8 +195,9 @@ def train(
     lr = warmup_cosine(
         cfg.lr, cfg.steps, warmup_steps=cfg.warmup_steps, final_fraction=cfg.final_lr_fraction
     )
-    ema = (cosine_ema_decay(cfg.ema_decay, cfg.steps) if spec.ema_schedule == "cosine"
-           else [cfg.ema_decay] * cfg.steps)
+    if spec.target == "ema":
+        ema = (cosine_ema_decay(cfg.ema_decay, cfg.steps) if spec.ema_schedule == "cosine"
+               else [cfg.ema_decay] * cfg.steps)
     eval_steps = set(log_spaced_steps(cfg.steps, cfg.eval_points))
     probe = ProbeSettings(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
     n_views = 1 if spec.cross_modal else cfg.n_views

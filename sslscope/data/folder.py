@@ -15,13 +15,11 @@ result once), then pixels.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from sslscope.data.images import ImageData
 from sslscope.errors import UserError
@@ -107,13 +105,6 @@ def stratified_split(
     return train_idx, test_idx
 
 
-def _channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    # Same statistics as ImageData.__post_init__, over the unlabeled images: ImageData takes
-    # them from train_x, which is empty for an unlabeled folder.
-    pixels = x.float().div(255).transpose(0, 1).flatten(1)  # (C, N·H·W)
-    return tuple(pixels.mean(dim=1).tolist()), tuple(pixels.std(dim=1).clamp_min(1e-3).tolist())
-
-
 def load_image_folder(
     root: str | Path | None,
     *,
@@ -185,11 +176,8 @@ def load_image_folder(
     if not class_names:
         empty_x = images[:0]  # (0, C, H, W)
         empty_y = torch.zeros(0, dtype=torch.int64)
-        with warnings.catch_warnings():  # the std of an empty train split warns; replaced below
-            warnings.simplefilter("ignore", UserWarning)
-            data = ImageData("imagefolder", empty_x, empty_y, empty_x, empty_y, [], images)
-        data.mean, data.std = _channel_stats(images)
-        return data
+        # ImageData takes its channel statistics from the unlabeled images when train is empty.
+        return ImageData("imagefolder", empty_x, empty_y, empty_x, empty_y, [], images)
     y = np.asarray(labels, dtype=np.int64)
     train_idx, test_idx = stratified_split(y, test_fraction, seed)
     return ImageData(

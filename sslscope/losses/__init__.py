@@ -46,6 +46,7 @@ from sslscope.losses.mmcr import (
     mmcr_momentum_loss,
     mmcr_momentum_terms,
     mmcr_multimodal_loss,
+    mmcr_multimodal_terms,
     mmcr_terms,
     pretraining_percent_error,
 )
@@ -58,11 +59,6 @@ from sslscope.losses.tico import (
     vicreg_tico_terms,
 )
 from sslscope.losses.vicreg import covariance_offdiag, variance_hinge, vicreg_loss, vicreg_terms
-
-
-def _mmcr_multimodal_terms(z_a: Tensor, z_b: Tensor) -> dict[str, Tensor]:
-    return {"centroid_nuclear": mmcr_multimodal_loss(z_a, z_b)}
-
 
 LOSSES: dict[str, Callable[..., Any]] = {
     "nt_xent": nt_xent_loss,
@@ -91,7 +87,7 @@ LOSS_TERMS: dict[str, Callable[..., Any]] = {
     "byol": byol_terms,
     "simsiam": simsiam_terms,
     "clip": clip_terms,
-    "mmcr_multimodal": _mmcr_multimodal_terms,
+    "mmcr_multimodal": mmcr_multimodal_terms,
 }
 
 LOSS_MODULES: dict[str, Callable[..., nn.Module]] = {

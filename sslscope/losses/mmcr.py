@@ -198,6 +198,11 @@ def mmcr_multimodal_loss(z_a: Tensor, z_b: Tensor) -> Tensor:
     return -_nuclear_norm(mu)
 
 
+def mmcr_multimodal_terms(z_a: Tensor, z_b: Tensor) -> dict[str, Tensor]:
+    """The single term of :func:`mmcr_multimodal_loss`, named as MMCR's global term is."""
+    return {"centroid_nuclear": mmcr_multimodal_loss(z_a, z_b)}
+
+
 def pretraining_percent_error(centroids: Tensor) -> Tensor:
     r"""Pretraining percent error: how far ‖M‖_* is from its upper bound.
 
