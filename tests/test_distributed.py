@@ -63,6 +63,9 @@ def worker(rank, init_file, out_file):
     for name in sorted(LOSSES):
         loss, grad = loss_and_grad(name, rank)
         results[name] = {"loss": loss, "grad": grad.flatten().tolist()}
+    # Both ranks leave together: a rank that tears gloo down while the other is still in a
+    # collective aborts it ("terminate called without an active exception", seen under load).
+    dist.barrier()
     dist.destroy_process_group()
     if rank == 0:
         with open(out_file, "w") as f:
