@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -20,7 +22,13 @@ import pytest
 import torch
 
 from sslscope.data import cifar, stl10
-from sslscope.data.download import ensure_files, extract, fetch_archive, md5sum
+from sslscope.data.download import (
+    downloads_disabled,
+    ensure_files,
+    extract,
+    fetch_archive,
+    md5sum,
+)
 from sslscope.errors import UserError
 
 
@@ -202,6 +210,41 @@ def test_ensure_files_downloads_then_extracts(tmp_path, monkeypatch):
     ensure_files(root, ["set/a.bin"], url=url, archive_name="s.tgz", md5=md5)
     assert (root / "set" / "a.bin").read_bytes() == b"\x01\x02"
     assert sorted(p.name for p in root.iterdir()) == ["s.tgz", "set"]  # no temporary folders
+
+
+def test_downloads_disabled_uses_disk_but_never_fetches(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    (src / "set").mkdir(parents=True)
+    (src / "set" / "a.bin").write_bytes(b"\x03")
+    md5 = _tar(tmp_path / "s.tgz", src, ["set/a.bin"])
+    fetched = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: fetched.append(url))
+    root = tmp_path / "data"
+    with downloads_disabled(), pytest.raises(UserError, match="nothing is downloaded here"):
+        ensure_files(root, ["set/a.bin"], url="https://example.org/s.tgz", archive_name="s.tgz",
+                     md5=md5)
+    assert fetched == [] and not root.exists()
+    root.mkdir()
+    shutil.copy(tmp_path / "s.tgz", root / "s.tgz")  # an archive on disk is still extracted
+    with downloads_disabled():
+        ensure_files(root, ["set/a.bin"], url="https://example.org/s.tgz", archive_name="s.tgz",
+                     md5=md5)
+    assert (root / "set" / "a.bin").read_bytes() == b"\x03" and fetched == []
+
+
+def test_report_never_downloads(tmp_path, monkeypatch):
+    from sslscope.report.record import RunRecord
+
+    fetched = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: fetched.append(url))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": "cifar10",
+                                                 "data_dir": str(tmp_path / "d")}))
+    record = RunRecord.load(run)
+    with pytest.raises(UserError, match="nothing is downloaded here"):
+        record.dataset()
+    assert fetched == []
 
 
 def test_pickle_with_code_is_refused(tmp_path):

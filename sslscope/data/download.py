@@ -10,10 +10,15 @@ Nothing half-done is ever used: a download streams to a temporary name and is re
 after its checksum matches (a mismatch deletes it), and extraction goes to a temporary folder
 whose files are renamed into place one by one. Offline, the error names the URL, the files
 expected and the directory to put them in, so a user can copy them there by hand.
+
+Code that only looks at data (``sslscope report`` rebuilding neighbour grids) wraps its loads in
+:func:`downloads_disabled`, so step 3 becomes the offline error instead of a multi-GB fetch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import http.client
 import os
@@ -22,7 +27,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from sslscope.errors import UserError
@@ -30,6 +35,17 @@ from sslscope.files import atomic_write
 
 CHUNK_BYTES = 1 << 20  # 1 MiB: streaming buffer for downloads and hashing
 TIMEOUT_S = 60.0  # per socket operation, not for the whole download
+_DOWNLOADS_ALLOWED = contextvars.ContextVar("sslscope_downloads_allowed", default=True)
+
+
+@contextlib.contextmanager
+def downloads_disabled() -> Iterator[None]:
+    """Within this block :func:`ensure_files` uses files and archives on disk but never fetches."""
+    token = _DOWNLOADS_ALLOWED.set(False)
+    try:
+        yield
+    finally:
+        _DOWNLOADS_ALLOWED.reset(token)
 
 
 def md5sum(path: str | Path) -> str:
@@ -188,8 +204,9 @@ def ensure_files(
         ``root`` as a Path.
 
     Raises:
-        UserError: offline with neither files nor archive; an archive whose MD5 does not match
-            (it is deleted and nothing is extracted); an archive without the expected files.
+        UserError: offline (or inside :func:`downloads_disabled`) with neither files nor
+            archive; an archive whose MD5 does not match (it is deleted and nothing is
+            extracted); an archive without the expected files.
     """
     root = Path(root)
 
@@ -207,6 +224,11 @@ def ensure_files(
                 f"{archive} has MD5 {got} but {md5} was expected (truncated or corrupted), "
                 "so it was deleted; run again to download it or put a good copy there"
             )
+    elif not _DOWNLOADS_ALLOWED.get():
+        raise UserError(
+            f"{root} lacks {', '.join(missing())} and {archive_name}, and nothing is downloaded "
+            "here; train or run `sslscope train` once to fetch the data set"
+        )
     else:
         fetch_archive(url, root, filename=archive_name, md5=md5, expected_files=expected)
     extract(archive, root)

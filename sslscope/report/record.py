@@ -153,8 +153,8 @@ class RunRecord:
     def dataset(self) -> ImageData:
         """The run's data set (``config["dataset"]`` under ``config["data_dir"]``), loaded once.
 
-        Used for images and class names. Loading may read files under ``data_dir`` and, for a
-        data set that is not on disk, try to download it, exactly as training does.
+        Used for images and class names. Loading reads files (or an archive) under ``data_dir``
+        but never downloads: a report is rebuilt from what is on disk.
 
         Raises:
             UserError: it cannot be loaded (unknown name, files missing offline, corrupt
@@ -162,12 +162,14 @@ class RunRecord:
         """
         if self._dataset is None:
             from sslscope.data import load_dataset
+            from sslscope.data.download import downloads_disabled
 
             name = self.config.get("dataset")
             try:
                 if not isinstance(name, str):
                     raise UserError("config.json names no dataset")
-                self._dataset = load_dataset(name, self.config.get("data_dir"))
+                with downloads_disabled():
+                    self._dataset = load_dataset(name, self.config.get("data_dir"))
             except (UserError, OSError, ValueError) as err:
                 self._dataset = err if isinstance(err, UserError) else UserError(str(err))
         if isinstance(self._dataset, UserError):
