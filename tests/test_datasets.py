@@ -305,6 +305,11 @@ def test_stl10_binary_layout(tmp_path, monkeypatch):
     assert data.train_x[1, 2, 10, 70] == train[1, 10, 70, 2]
     assert torch.equal(data.train_x, torch.from_numpy(train.transpose(0, 3, 1, 2)))
     assert torch.equal(data.unlabeled_x, torch.from_numpy(unlabeled.transpose(0, 3, 1, 2)))
+    assert data.test_x[1, 0, 5, 90] == test[1, 5, 90, 0]
+    # Training images are train then unlabeled, as a view of one buffer: no 2.9 GB copy.
+    ssl = data.ssl_images()
+    assert ssl.data_ptr() == data.train_x.data_ptr() and ssl.shape == (7, 3, 96, 96)
+    assert torch.equal(ssl, torch.cat([data.train_x, data.unlabeled_x]))
     # The first bytes of the file are red's first column (y = 0, 1, 2, … at x = 0).
     raw = (folder / "train_X.bin").read_bytes()
     assert list(raw[:3]) == data.train_x[0, 0, :3, 0].tolist()
@@ -417,3 +422,23 @@ def test_reads_python2_pickles_as_published(tmp_path):
     path.write_bytes(_python2_pickle(rows, [3, 0, 9]))
     entry = cifar.read_pickle(path)
     assert np.array_equal(entry["data"], rows) and entry["labels"] == [3, 0, 9]
+
+
+def test_ssl_images_is_a_view_only_for_adjacent_rows():
+    from sslscope.data.images import ImageData
+
+    buffer = torch.arange(6 * 3 * 2 * 2, dtype=torch.int64).remainder(256).to(torch.uint8)
+    buffer = buffer.reshape(6, 3, 2, 2)
+    test = buffer[:1].clone()
+    cases = {  # (train, unlabeled) → is the result a view of the buffer?
+        "adjacent": (buffer[:2], buffer[2:], True),
+        "gap": (buffer[:2], buffer[3:], False),
+        "reversed": (buffer[2:], buffer[:2], False),
+        "separate": (buffer[:2].clone(), buffer[2:].clone(), False),
+    }
+    for name, (train, unlabeled, view) in cases.items():
+        data = ImageData("t", train, torch.zeros(len(train), dtype=torch.int64), test,
+                         torch.zeros(1, dtype=torch.int64), ["a"], unlabeled_x=unlabeled)
+        ssl = data.ssl_images()
+        assert torch.equal(ssl, torch.cat([train, unlabeled])), name
+        assert (ssl.data_ptr() == buffer.data_ptr()) == view, name

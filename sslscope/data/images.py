@@ -67,7 +67,20 @@ class ImageData:
         return torch.cat([self.train_x, self.unlabeled_x[: n - self.train_x.shape[0]]])
 
     def ssl_images(self) -> Tensor:
-        """Images used for self-supervised training: train plus unlabeled (never test)."""
+        """Images used for self-supervised training: train plus unlabeled (never test).
+
+        A view, not a copy, when ``unlabeled_x`` directly follows ``train_x`` in one buffer
+        (the STL-10 loader stores them so); otherwise the two are concatenated.
+        """
         if self.unlabeled_x is None:
             return self.train_x
-        return torch.cat([self.train_x, self.unlabeled_x])
+        a, b = self.train_x, self.unlabeled_x
+        if (
+            a.is_contiguous()
+            and b.is_contiguous()
+            and a.shape[1:] == b.shape[1:]
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+            and b.storage_offset() == a.storage_offset() + a.numel()
+        ):
+            return a.as_strided((a.shape[0] + b.shape[0], *a.shape[1:]), a.stride())
+        return torch.cat([a, b])

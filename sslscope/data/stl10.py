@@ -51,37 +51,42 @@ CHUNK_IMAGES = 1000  # 28 MB per read
 DEFAULT_ROOT = "data"  # the config's default data_dir
 
 
-def read_stl_images(path: str | Path) -> Tensor:
-    """Read an STL-10 ``*_X.bin`` file into uint8 images, shape (N, 3, 96, 96).
+def read_stl_images(*paths: str | Path) -> Tensor:
+    """Read STL-10 ``*_X.bin`` files into one uint8 tensor, shape (N, 3, 96, 96).
 
     Each stored channel is column-major, so every chunk is read as (n, 3, 96, 96) and its
-    last two axes are transposed into the preallocated result.
+    last two axes are transposed into the preallocated result. Several files land one after
+    the other in a single buffer, so train + unlabeled need no second 2.9 GB concatenated copy.
 
     Args:
-        path: an STL-10 image file (N · 27,648 bytes).
+        paths: one or more STL-10 image files (N · 27,648 bytes each), read in order.
 
     Returns:
-        uint8 tensor (N, 3, 96, 96), rows then columns (image[c, y, x]).
+        uint8 tensor (N, 3, 96, 96), rows then columns (image[c, y, x]); N sums over files.
 
     Raises:
-        UserError: the size is not a whole number of 96×96×3 images.
+        UserError: a file's size is not a whole number of 96×96×3 images.
     """
-    path = Path(path)
-    size = path.stat().st_size
-    if size == 0 or size % IMAGE_BYTES:
-        raise UserError(
-            f"{path} is {size} bytes, not a whole number of 96×96×3 images "
-            f"({IMAGE_BYTES} bytes each); the file is truncated, delete it and run again"
-        )
-    n = size // IMAGE_BYTES
-    out = torch.empty((n, 3, SIDE, SIDE), dtype=torch.uint8)
+    counts = []
+    for path in map(Path, paths):
+        size = path.stat().st_size
+        if size == 0 or size % IMAGE_BYTES:
+            raise UserError(
+                f"{path} is {size} bytes, not a whole number of 96×96×3 images "
+                f"({IMAGE_BYTES} bytes each); the file is truncated, delete it and run again"
+            )
+        counts.append(size // IMAGE_BYTES)
+    out = torch.empty((sum(counts), 3, SIDE, SIDE), dtype=torch.uint8)
     dest = out.numpy()  # shares memory with out
-    with open(path, "rb") as f:
-        for start in range(0, n, CHUNK_IMAGES):
-            count = min(CHUNK_IMAGES, n - start)
-            chunk = np.fromfile(f, dtype=np.uint8, count=count * IMAGE_BYTES)
-            chunk = chunk.reshape(count, 3, SIDE, SIDE)  # (n, C, W, H): channels column-major
-            dest[start : start + count] = chunk.transpose(0, 1, 3, 2)  # (n, C, H, W)
+    offset = 0
+    for path, n in zip(paths, counts, strict=True):
+        with open(path, "rb") as f:
+            for start in range(0, n, CHUNK_IMAGES):
+                count = min(CHUNK_IMAGES, n - start)
+                chunk = np.fromfile(f, dtype=np.uint8, count=count * IMAGE_BYTES)
+                chunk = chunk.reshape(count, 3, SIDE, SIDE)  # (n, C, W, H): column-major
+                dest[offset + start : offset + start + count] = chunk.transpose(0, 1, 3, 2)
+        offset += n
     return out
 
 
@@ -127,9 +132,12 @@ def load_stl10(root: str | Path | None = None) -> ImageData:
     folder = root / STL10_DIR
     lines = (folder / "class_names.txt").read_text(encoding="utf-8").splitlines()
     class_names = [line.strip() for line in lines if line.strip()]
+    # Train and unlabeled share one buffer (train first): ImageData.ssl_images() is then a view.
+    ssl_x = read_stl_images(folder / "train_X.bin", folder / "unlabeled_X.bin")
+    n_train = (folder / "train_X.bin").stat().st_size // IMAGE_BYTES
     split = {}
     for part in ("train", "test"):
-        x = read_stl_images(folder / f"{part}_X.bin")
+        x = ssl_x[:n_train] if part == "train" else read_stl_images(folder / "test_X.bin")
         y = read_stl_labels(folder / f"{part}_y.bin", len(class_names))
         if y.shape[0] != x.shape[0]:
             raise UserError(
@@ -144,5 +152,5 @@ def load_stl10(root: str | Path | None = None) -> ImageData:
         test_x=split["test"][0],
         test_y=split["test"][1],
         class_names=class_names,
-        unlabeled_x=read_stl_images(folder / "unlabeled_X.bin"),
+        unlabeled_x=ssl_x[n_train:],
     )
