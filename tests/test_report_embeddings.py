@@ -19,7 +19,7 @@ from sslscope.cli import main
 from sslscope.data import load_digits
 from sslscope.errors import UserError
 from sslscope.instruments import effective_rank, eigenvalues, rankme
-from sslscope.report import SECTIONS, RunRecord, build_report
+from sslscope.report import SECTIONS, RunRecord, build_report, sections_embeddings
 from sslscope.report.sections_embeddings import (
     embedding_map_section,
     nearest_neighbours,
@@ -86,8 +86,11 @@ def _write_run(run_dir: Path, digits, *, seed: int = 0, arrays: bool = True, **c
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, digits) -> tuple[Path, str]:
+    """The report as it is without umap-learn, whether or not it is installed here."""
     run_dir = _write_run(tmp_path_factory.mktemp("run") / "vicreg-digits", digits)
-    return run_dir, build_report(run_dir).read_text(encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sections_embeddings, "_import_umap", lambda: None)
+        return run_dir, build_report(run_dir).read_text(encoding="utf-8")
 
 
 def _section(page: str, anchor: str) -> str:
@@ -194,6 +197,22 @@ def test_umap_panels_when_umap_imports(tmp_path, digits, monkeypatch, fails):
     body = embedding_map_section(RunRecord.load(run_dir)).html
     assert ("UMAP failed (RuntimeError: boom)" in body) == fails
     assert ("Bottom row: UMAP" in body) != fails
+
+
+def test_real_umap_maps_keep_the_classes_apart(tmp_path, digits):
+    pytest.importorskip("umap", reason="umap-learn is not installed (optional)")
+    arrays = _embeddings(digits)
+    panels: list[tuple[str, np.ndarray]] = []
+    caption = sections_embeddings._add_umap_panels(panels, arrays)
+    assert caption.startswith("Bottom row: UMAP") and [t for t, _ in panels] == [
+        "UMAP of h", "UMAP of z"]
+    y = arrays["test/y"].numpy()
+    for _, xy in panels:
+        assert xy.shape == (len(y), 2) and np.isfinite(xy).all()
+        # Ten well-separated clusters in h stay separated in 2-D: 1-NN (leave-one-out) on the map.
+        d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        assert (y[d.argmin(1)] == y).mean() > 0.95
 
 
 def test_pca_and_nearest_neighbours_helpers():
