@@ -73,6 +73,8 @@ class MethodSpec:
             keeps it (the official momentum-MMCR code).
         cross_modal: one encoder per modality (CLIP, multimodal MMCR); each image gives one
             augmented view, split into two modalities (:func:`sslscope.models.split_modalities`).
+        projector_last_bn: the projector ends in BatchNorm1d(affine=False) with no bias before
+            it (SimSiam: facebookresearch/simsiam, simsiam/builder.py, "output layer").
     """
 
     loss: str
@@ -83,6 +85,7 @@ class MethodSpec:
     target: str = "none"
     ema_schedule: str = "cosine"
     cross_modal: bool = False
+    projector_last_bn: bool = False
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -102,7 +105,8 @@ METHODS: dict[str, MethodSpec] = {
     "byol": MethodSpec("byol", "BYOL: predictor + EMA target (Grill et al. 2020)",
                        inputs=predictions_and_targets, predictor=True, target="ema"),
     "simsiam": MethodSpec("simsiam", "SimSiam: predictor + stop-gradient (Chen & He 2021)",
-                          inputs=predictions_and_embeddings, predictor=True),
+                          inputs=predictions_and_embeddings, predictor=True,
+                          projector_last_bn=True),
     "clip": MethodSpec("clip", "CLIP's symmetric InfoNCE across two modalities (Radford 2021)",
                        cross_modal=True),
     "mmcr_multimodal": MethodSpec(

@@ -66,9 +66,11 @@ def build_model(cfg: Config, data: ImageData) -> nn.Module:
     (from the first 4,096 training images, enough for per-channel moments).
     """
     torch.manual_seed(cfg.seed)
-    if not METHODS[cfg.method].cross_modal:
+    spec = METHODS[cfg.method]
+    if not spec.cross_modal:
         backbone = build_backbone(cfg.backbone, data.shape)
-        return build_encoder(backbone, cfg.projector_dims, data.mean, data.std)
+        return build_encoder(backbone, cfg.projector_dims, data.mean, data.std,
+                             projector_last_bn=spec.projector_last_bn)
     sample = data.sample(4096).float().div(255)
     encoders = []
     for part in split_modalities(sample):

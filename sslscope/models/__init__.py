@@ -52,13 +52,18 @@ def build_encoder(
     std: Sequence[float],
     *,
     out_dim: int | None = None,
+    projector_last_bn: bool = False,
 ) -> Encoder:
-    """Wrap a backbone with input normalisation and a projector (see :func:`mlp_head`)."""
+    """Wrap a backbone with input normalisation and a projector (see :func:`mlp_head`).
+
+    ``projector_last_bn`` ends the projector with BatchNorm1d(affine=False), as SimSiam does.
+    """
     # out_dim is sslscope's name; timm models call it num_features.
     dim = out_dim or getattr(backbone, "out_dim", None) or getattr(backbone, "num_features", None)
     if dim is None:
         raise ValueError("the backbone has no out_dim (or num_features) attribute; pass out_dim=")
-    return Encoder(backbone, mlp_head(dim, projector_dims), Normalize(mean, std))
+    projector = mlp_head(dim, projector_dims, last_bn=projector_last_bn)
+    return Encoder(backbone, projector, Normalize(mean, std))
 
 
 __all__ = [
