@@ -209,9 +209,14 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_ICON_N = 2048  # the kernels are dense n × n float64 matrices: 32 MB each at this size
+
+
 def _icon_table(args: argparse.Namespace) -> int:
     from sslscope.icon.table import equivalence_rows, format_table
 
+    if not 4 <= args.n <= MAX_ICON_N:
+        raise UserError(f"--n must be between 4 and {MAX_ICON_N} samples, got {args.n}")
     rows = equivalence_rows(n=args.n, seed=args.seed)
     print(format_table(rows))
     worst = max(r["abs_diff"] for r in rows)
@@ -273,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "SNE and t-SNE\ntwo ways — as their own loss and as an I-Con KL between a "
                        "supervisory p and\na learned q — in float64 on seeded random inputs, and "
                        "print both values.\nExit status 1 if any pair differs by 1e-6 or more.")
-    p.add_argument("--n", type=int, default=8, help="samples per batch (default: 8)")
+    p.add_argument("--n", type=int, default=8,
+                   help=f"samples per batch, 4 to {MAX_ICON_N} (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     return parser
 

@@ -123,6 +123,12 @@ def test_icon_table_prints_every_equivalence_and_passes(capsys):
     assert "largest difference" in out
 
 
+@pytest.mark.parametrize("n", ["0", "3", "100000"])
+def test_icon_table_rejects_sizes_outside_its_range(capsys, n):
+    code, _, err = run_cli(capsys, "icon-table", "--n", n)
+    assert code == 2 and "--n must be between 4 and 2048" in err and "Traceback" not in err
+
+
 def test_study_methods_writes_a_table(capsys, tmp_path):
     code, out, err = run_cli(capsys, "study", "methods", "--out", str(tmp_path), "--methods",
                              "vicreg,byol", "--seeds", "0", "--steps", "4", "--device", "cpu")
