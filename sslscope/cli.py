@@ -50,8 +50,9 @@ def _methods_epilog() -> str:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a model, evaluate it and write its report",
-        description="Train a self-supervised model, evaluate it (linear probe and kNN on the\n"
-        "backbone output h and the projector output z) and write RUN_DIR/report.html.",
+        description="Train a self-supervised model, evaluate it (linear probe, kNN, nearest class\n"
+        "centre and k-means on the backbone output h and the projector output z) and write\n"
+        "RUN_DIR/report.html.",
         epilog=_methods_epilog(), formatter_class=_FORMATTER,
     )
     src = p.add_argument_group("where the config comes from (later ones override earlier)")
@@ -143,12 +144,12 @@ def _print_summary(run_dir: Path) -> None:
         print(f"stopped; continue with: sslscope train --resume {run_dir}")
         return
     rows = json.loads(evaluation.read_text())["rows"]
-    print(f"\n{'features':<28} {'linear':>8} {'kNN':>8}")
+    columns = {"linear": "linear", "knn": "kNN", "ncc": "NCC", "cluster": "k-means"}
+    print(f"\n{'test accuracy':<28}" + "".join(f" {name:>8}" for name in columns.values()))
     for row in rows:
-        lin = row.get("linear", {}).get("test_acc")
-        knn = row.get("knn", {}).get("test_acc")
-        fmt = lambda v: f"{100 * v:7.2f}%" if v is not None else "       —"  # noqa: E731
-        print(f"{row['name']:<28} {fmt(lin)} {fmt(knn)}")
+        values = [row.get(probe, {}).get("test_acc") for probe in columns]
+        print(f"{row['name']:<28}" + "".join(
+            f" {100 * v:7.2f}%" if v is not None else "        —" for v in values))
     print(f"\nreport: {run_dir / 'report.html'}")
 
 

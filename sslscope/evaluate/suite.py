@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from sslscope.data import ImageData
-from sslscope.evaluate.neighbours import knn_accuracy
+from sslscope.evaluate.clustering import kmeans_clustering
+from sslscope.evaluate.neighbours import knn_accuracy, ncc_accuracy
 from sslscope.evaluate.probes import linear_probe
 
 
@@ -51,11 +52,16 @@ def extract_features(
 def probe_features(
     train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor, settings: ProbeSettings
 ) -> dict[str, float]:
-    """Linear probe and weighted kNN on one set of features.
+    """Linear probe, weighted kNN, nearest class centre and k-means on one set of features.
+
+    NCC uses class means of the train features; its train accuracy (train features against
+    their own means) measures how tightly classes cluster (Ben-Shaul et al. 2023). k-means runs
+    on the test features with k = number of classes, scored by Hungarian accuracy and NMI.
 
     Returns:
         {"linear/test_acc", "linear/train_acc", "linear/val_acc", "linear/weight_decay",
-        "knn/test_acc"} as Python floats.
+        "knn/test_acc", "ncc/test_acc", "ncc/train_acc", "cluster/test_acc", "cluster/nmi"}
+        as Python floats.
     """
     batch = settings.probe_batch_size or None
     linear = linear_probe(train, train_y, test, test_y, batch_size=batch, seed=settings.seed)
@@ -63,6 +69,11 @@ def probe_features(
     out["knn/test_acc"] = knn_accuracy(
         train, train_y, test, test_y, k=settings.knn_k, temperature=settings.knn_temperature
     )
+    out["ncc/test_acc"] = ncc_accuracy(train, train_y, test, test_y)
+    out["ncc/train_acc"] = ncc_accuracy(train, train_y, train, train_y)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    clusters = kmeans_clustering(test, test_y, num_clusters=num_classes, seed=settings.seed)
+    out.update({f"cluster/{k}": v for k, v in clusters.items()})
     return out
 
 

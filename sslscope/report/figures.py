@@ -27,8 +27,9 @@ _PNG_META: dict[str, str | None] = {"Software": None}
 _SVG_META: dict[str, str | None] = {"Date": None, "Creator": None}
 
 _PROBE_TEST_ACC = re.compile(r"^eval/([^/]+)/([^/]+)/test_acc$")
-_PROBE_ORDER = {"linear": 0, "knn": 1}
-_PROBE_NAMES = {"linear": "linear probe", "knn": "kNN"}
+_PROBE_ORDER = {"linear": 0, "knn": 1, "ncc": 2, "cluster": 3}
+_PROBE_NAMES = {"linear": "linear probe", "knn": "kNN", "ncc": "NCC",
+                "cluster": "k-means (Hungarian)"}
 
 
 def probe_name(probe: str) -> str:
@@ -37,7 +38,7 @@ def probe_name(probe: str) -> str:
 
 
 def probe_sort_key(probe: str) -> tuple[int, str]:
-    """Sort linear first, then kNN, then any other probe alphabetically."""
+    """Sort linear, kNN, NCC, k-means, then any other probe alphabetically."""
     return (_PROBE_ORDER.get(probe, len(_PROBE_ORDER)), probe)
 
 
@@ -133,7 +134,7 @@ def probe_figure(record: RunRecord) -> Figure | None:
     styles = [("-", "o"), (":", "s"), ("-.", "^"), ((0, (1, 3)), "v")]
     style = {f: styles[i % len(styles)] for i, f in enumerate(features)}
 
-    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+    fig = Figure(figsize=(9.5, 4.8), layout="constrained")
     ax = fig.subplots()
     for feat, probe, key in sorted(series, key=lambda s: (probe_sort_key(s[1]), s[0])):
         steps, acc = record.series(key, rows="eval")
@@ -152,7 +153,8 @@ def probe_figure(record: RunRecord) -> Figure | None:
     ax.set_xlabel("step + 1 (log scale; 1 = random initialisation)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="best")
+    # Outside the axes: with four probes on h and z the curves fill the whole plot.
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 
