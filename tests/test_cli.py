@@ -140,6 +140,21 @@ def test_study_methods_writes_a_table(capsys, tmp_path):
     assert "vicreg-seed0" in page and "byol-seed0" in page and "data:image/png;base64," in page
 
 
+def test_study_table_cells_are_the_runs_test_accuracies(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "study", "methods", "--out", str(tmp_path), "--methods",
+                           "vicreg", "--seeds", "0", "--steps", "3", "--device", "cpu",
+                           "--keep-runs")
+    assert code == 0, err
+    table = (tmp_path / "results.md").read_text()
+    assert "| method | linear probe | kNN | NCC | k-means | wall s / run |" in table
+    rows = json.loads(next((tmp_path / "runs").glob("vicreg-seed0*/evaluation.json")).read_text())
+    for name, label in [("trained, backbone h", "`vicreg`"), ("raw pixels", "raw pixels")]:
+        row = next(r for r in rows["rows"] if r["name"] == name)
+        want = [f"{100 * row[p]['test_acc']:.2f}" for p in ("linear", "knn", "ncc", "cluster")]
+        line = next(line for line in table.splitlines() if line.startswith(f"| {label}"))
+        assert [c.strip() for c in line.split("|")[2:6]] == want
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["study", "methods", "--methods", "nope"], "unknown method 'nope'"),
     (["study", "methods", "--seeds", "a,b"], "comma-separated integers"),
