@@ -50,10 +50,11 @@ class Config:
     augment: str = _opt("digits", "augmentation recipe for the views (sslscope.views.RECIPES)")
     n_views: int = _opt(2, "augmented views per image (nt_xent and MMCR take more than 2)")
     # Optimisation.
-    optimizer: str = _opt("adamw", "adamw or sgd (momentum, Nesterov off)")
+    optimizer: str = _opt("adamw", "adamw, sgd (momentum, Nesterov off) or lars (sslscope.optim)")
     lr: float = _opt(2e-3, "peak learning rate, reached after the warm-up")
-    weight_decay: float = _opt(1e-4, "decoupled weight decay (AdamW) or L2 (SGD)")
-    momentum: float = _opt(0.9, "SGD momentum (ignored by AdamW)")
+    weight_decay: float = _opt(1e-4, "decoupled weight decay (AdamW) or L2 (SGD, LARS)")
+    momentum: float = _opt(0.9, "SGD and LARS momentum (ignored by AdamW)")
+    lars_eta: float = _opt(1e-3, "LARS trust coefficient η (authors' code 0.001; solo-learn 0.02)")
     batch_size: int = _opt(256, "images per step (each contributes n_views views)")
     steps: int = _opt(800, "optimizer steps in total")
     warmup_steps: int = _opt(100, "linear warm-up steps from 0 to lr")
@@ -176,6 +177,7 @@ def validate(cfg: Config) -> Config:
     from sslscope.losses import resolve_loss_kwargs
     from sslscope.methods import METHODS
     from sslscope.models import BACKBONES
+    from sslscope.optim import OPTIMIZERS
     from sslscope.views import RECIPES
 
     def choose(name: str, value: str, options: Any) -> None:
@@ -186,7 +188,7 @@ def validate(cfg: Config) -> Config:
     choose("backbone", cfg.backbone, BACKBONES)
     choose("dataset", cfg.dataset, DATASETS)
     choose("augment recipe", cfg.augment, RECIPES)
-    choose("optimizer", cfg.optimizer, ("adamw", "sgd"))
+    choose("optimizer", cfg.optimizer, OPTIMIZERS)
     spec = METHODS[cfg.method]
     resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
     if spec.views is not None and cfg.n_views != spec.views:
@@ -196,6 +198,7 @@ def validate(cfg: Config) -> Config:
         (cfg.lr > 0, f"the learning rate must be positive, got {cfg.lr}"),
         (cfg.weight_decay >= 0, f"weight_decay must be ≥ 0, got {cfg.weight_decay}"),
         (0 <= cfg.momentum < 1, f"momentum must be in [0, 1), got {cfg.momentum}"),
+        (cfg.lars_eta > 0, f"lars_eta must be positive, got {cfg.lars_eta}"),
         (cfg.batch_size >= 2, f"batch_size must be at least 2, got {cfg.batch_size}"),
         (cfg.steps >= 1, f"steps must be at least 1, got {cfg.steps}"),
         (0 <= cfg.warmup_steps <= cfg.steps, "warmup_steps must be between 0 and steps"),

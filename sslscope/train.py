@@ -41,6 +41,7 @@ from sslscope.models import (
     mlp_head,
     split_modalities,
 )
+from sslscope.optim import build_optimizer
 from sslscope.runs import RunFiles, environment, evaluation_table, now, update_run_info
 from sslscope.schedules import log_spaced_steps, warmup_cosine
 from sslscope.views import make_views
@@ -90,22 +91,6 @@ def embedding_dim(model: nn.Module, data: ImageData, device: torch.device) -> in
         z = model.modalities(probe)[0] if isinstance(model, CrossModalEncoder) else model(probe)[1]
     model.train(was_training)
     return z.shape[1]
-
-
-def build_optimizer(cfg: Config, model: nn.ModuleDict) -> torch.optim.Optimizer:
-    """AdamW or SGD; biases and normalisation parameters (1-D tensors) get no weight decay.
-
-    Excluding them follows LARS practice in SimCLR/BYOL/VICReg: decaying BatchNorm scales only
-    fights the normalisation.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
@@ -191,7 +176,8 @@ def train(
     if loss_module is not None:
         parts["objective"] = loss_module
     parts.to(device)
-    optimizer = build_optimizer(cfg, parts)
+    optimizer = build_optimizer(cfg.optimizer, parts, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                momentum=cfg.momentum, lars_eta=cfg.lars_eta)
     if spec.target == "ema":  # not in the optimizer: it follows the online network
         parts["target"] = ema_target(model)
     lr = warmup_cosine(

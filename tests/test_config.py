@@ -50,6 +50,8 @@ def test_unknown_option():
     ({"augment": "strong"}, "unknown augment recipe"),
     ({"loss_kwargs": {"temperature": 0.1}}, "no option 'temperature'"),
     ({"projector_dims": (0,)}, "projector widths"),
+    ({"optimizer": "adam"}, "unknown optimizer 'adam'; choose one of: adamw, sgd, lars"),
+    ({"lars_eta": 0.0}, "lars_eta must be positive"),
 ])
 def test_validate_rejects(overrides, message):
     with pytest.raises(UserError, match=message):

@@ -46,8 +46,9 @@ def test_finished_run_has_every_file(finished_run):
     assert 0.95 < pixels < 0.99  # logistic regression on digits pixels: 96.9 % on this split
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    cfg = tiny_config(steps=8, checkpoint_every=3, log_every=1, eval_points=3)
+@pytest.mark.parametrize("optimizer", ["adamw", "lars"])  # LARS: its momentum is checkpointed
+def test_resumed_run_equals_uninterrupted_run(tmp_path, optimizer):
+    cfg = tiny_config(steps=8, checkpoint_every=3, log_every=1, eval_points=3, optimizer=optimizer)
     train(cfg, tmp_path / "straight", progress=False)
     train(cfg, tmp_path / "resumed", progress=False, stop_at=5)
     assert not (tmp_path / "resumed" / "evaluation.json").exists()
