@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="run a study: several trainings, one summary table",
                        formatter_class=_FORMATTER,
                        description="methods: train every objective (or --methods) for each seed "
-                       "at the same budget\nand write OUT/results.md with linear-probe and kNN "
-                       "accuracy, mean ± std.")
+                       "at the same budget\nand write OUT/results.md with linear-probe, kNN, "
+                       "NCC and k-means accuracy,\nmean ± std.")
     p.add_argument("name", choices=["methods"], help="which study")
     p.add_argument("--out", default="docs/results", help="output directory (default: %(default)s)")
     p.add_argument("--methods", help="comma-separated subset of the methods (default: all)")

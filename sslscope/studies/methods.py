@@ -2,10 +2,11 @@
 
 ``sslscope study methods --out docs/results`` trains each method of
 :data:`sslscope.methods.METHODS` for each seed with the base config (small CNN, batch 256,
-AdamW, the digits augmentation), then writes ``results.md`` with linear-probe and kNN test
-accuracy on the backbone output h as mean ± std over seeds, next to the raw-pixel and
-random-initialisation baselines measured in the same runs, and ``report.html``: the runs side
-by side (:func:`sslscope.report.compare.build_comparison`), self-contained.
+AdamW, the digits augmentation), then writes ``results.md`` with linear-probe, kNN, NCC and
+k-means (Hungarian) test accuracy on the backbone output h as mean ± std over seeds, next to
+the raw-pixel and random-initialisation baselines measured in the same runs, and
+``report.html``: the runs side by side (:func:`sslscope.report.compare.build_comparison`),
+self-contained.
 """
 
 from __future__ import annotations
