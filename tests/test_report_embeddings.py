@@ -297,6 +297,37 @@ def test_compare_two_seeds_and_another_config(tmp_path, digits, capsys):
     assert "http" not in DATA_URI.sub("<img", page).lower()
 
 
+def test_compare_figures_have_one_entry_per_seed_group(tmp_path, digits):
+    from sslscope.report import compare
+
+    dirs = [_write_run(tmp_path / "vicreg-s0", digits, seed=0, arrays=False),
+            _write_run(tmp_path / "vicreg-s1", digits, seed=1, arrays=False),
+            _write_run(tmp_path / "vicreg-lr", digits, seed=0, arrays=False, lr=0.01),
+            _write_run(tmp_path / "byol-s0", digits, seed=0, arrays=False, method="byol")]
+    records = [RunRecord.load(d) for d in dirs]
+    names = [d.name for d in dirs]
+    groups = compare._groups(records)
+    labels = compare._group_labels(records, names, groups)
+    # vicreg appears in two groups, so those are named by their first run; byol is unique.
+    assert groups == [[0, 1], [2], [3]] and labels == ["vicreg-s0 (2 runs)", "vicreg-lr", "byol"]
+    ax = compare._probe_figure(records, names, groups).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
+    assert len(ax.lines) == 4 and ax.get_xscale() == "log"
+    assert [a.get_title() for a in compare._loss_figure(records, names, groups).axes[:3]] == labels
+
+    for d in dirs:  # keep only each run's last evaluation: a study that evaluates at the end
+        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        rows = [r for r in rows if "train/loss" in r or r["step"] == 300]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records = [RunRecord.load(d) for d in dirs]
+    ax = compare._probe_figure(records, names, groups).axes[0]
+    assert ax.get_xscale() == "linear" and [t.get_text() for t in ax.get_xticklabels()] == labels
+    dots = [line.get_ydata() for line in ax.lines]  # one marker series per group, in %
+    final = 100 * (0.8 + 0.05 * math.log1p(300) / 6)
+    assert len(dots) == 3
+    np.testing.assert_allclose(dots[0], [final, final + 1])
+
+
 def test_compare_without_seed_groups_says_so(tmp_path, digits, capsys):
     a = _write_run(tmp_path / "a", digits, arrays=False)
     b = _write_run(tmp_path / "b", digits, arrays=False, method="simclr")

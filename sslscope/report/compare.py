@@ -49,7 +49,8 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
     steps, seed, final linear and kNN test accuracy of h and z, wall time); mean ± std rows
     for runs whose configs differ only by seed (sample std over the runs, ``GROUP_IGNORES``
     aside); the config keys that differ; h's linear-probe test accuracy over training for
-    every run in one figure; and one loss panel per run (loss scales differ across methods).
+    every run in one figure; and one loss panel per group of seeds (loss scales differ across
+    methods).
 
     Args:
         run_dirs: run directories, each with at least a ``config.json``; shown in this order.
@@ -81,13 +82,15 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
         img = embed_figure(fig, out_dir, f"{stem}_probes", "linear-probe accuracy of h over steps")
         note = ("Linear-probe test accuracy on the backbone output h at each run's evaluation "
                 "steps; x is step + 1 on a log scale (1 = random initialisation). Runs that "
-                "differ only by seed share a colour.")
+                "differ only by seed share a colour. With one evaluation per run: each run's "
+                "final accuracy as a dot, the bar at the group mean.")
         parts.append(("Probe accuracy over training", "probes",
                       f'{img}<p class="note">{note}</p>'))
-    fig = _loss_figure(records, names)
+    fig = _loss_figure(records, names, groups)
     if fig is not None:
         img = embed_figure(fig, out_dir, f"{stem}_loss", "training loss of each run")
-        note = "Total training loss of each run, one panel per run because scales differ."
+        note = ("Total training loss, one panel per group of runs that differ only by seed "
+                "(scales differ across methods), its runs overlaid.")
         parts.append(("Loss", "loss", f'{img}<p class="note">{note}</p>'))
 
     title = escape(f"sslscope comparison: {len(records)} runs")
@@ -205,51 +208,86 @@ def _value(config: dict[str, Any], key: str) -> str:
     return _config_value(config[key]) if key in config else "(absent)"
 
 
+def _group_labels(records: list[RunRecord], names: list[str], groups: list[list[int]]) -> list[str]:
+    """A legend label per group: its method (or first run's name if methods repeat) × runs."""
+    methods = [_text(records[g[0]].config.get("method")) for g in groups]
+    labels = []
+    for method, group in zip(methods, groups, strict=True):
+        base = method if methods.count(method) == 1 else names[group[0]]
+        labels.append(base if len(group) == 1 else f"{base} ({len(group)} runs)")
+    return labels
+
+
 def _probe_figure(
     records: list[RunRecord], names: list[str], groups: list[list[int]]
 ) -> Figure | None:
-    colour = {i: f"C{g % 10}" for g, group in enumerate(groups) for i in group}
-    styles = ["-", "--", ":", "-."]
+    """Linear-probe accuracy of h over steps, one colour and one legend entry per group.
+
+    When no run has more than one evaluation step (a study that only evaluates at the end),
+    a line plot would be a column of dots, so each group's final accuracies are drawn side by
+    side instead: one dot per run, a bar at the mean.
+    """
+    labels = _group_labels(records, names, groups)
     curves = []
-    for i, record in enumerate(records):
-        steps, acc = record.series(CURVE_KEY, rows="eval")
-        if np.isfinite(acc).any():
-            order = np.argsort(steps, kind="stable")
-            curves.append((i, steps[order], acc[order]))
+    for g, group in enumerate(groups):
+        for nth, i in enumerate(group):
+            steps, acc = records[i].series(CURVE_KEY, rows="eval")
+            if np.isfinite(acc).any():
+                order = np.argsort(steps, kind="stable")
+                curves.append((g, nth, steps[order], acc[order]))
     if not curves:
         return None
-    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+    fig = Figure(figsize=(9.5, 4.8), layout="constrained")
     ax = fig.subplots()
-    seen: dict[str, int] = {}
-    for i, steps, acc in curves:
-        nth = seen[colour[i]] = seen.get(colour[i], -1) + 1  # seeds of a group: other styles
-        ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=colour[i],
-                linestyle=styles[nth % len(styles)], label=_mpl_text(names[i]))
+    if max(len(steps) for _, _, steps, _ in curves) == 1:
+        shown = sorted({g for g, _, _, _ in curves})
+        for x, g in enumerate(shown):
+            accs = [100 * float(acc[0]) for gg, _, _, acc in curves if gg == g]
+            ax.plot([x] * len(accs), accs, "o", color=f"C{g % 10}", alpha=0.8)
+            ax.hlines(np.mean(accs), x - 0.3, x + 0.3, color=f"C{g % 10}", linewidth=2)
+        ax.set_xticks(range(len(shown)), [_mpl_text(labels[g]) for g in shown],
+                      rotation=30, ha="right")
+        ax.set_ylabel("final h linear-probe test accuracy (%)")
+        ax.grid(alpha=0.3, axis="y")
+        return fig
+    styles = ["-", "--", ":", "-."]
+    for g, nth, steps, acc in curves:
+        ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=f"C{g % 10}",
+                linestyle=styles[nth % len(styles)],
+                label=_mpl_text(labels[g]) if nth == 0 else None)
     ax.set_xscale("log")
     ax.set_xlabel("step + 1 (log scale; 1 = random initialisation)")
     ax.set_ylabel("h linear-probe test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 
-def _loss_figure(records: list[RunRecord], names: list[str]) -> Figure | None:
+def _loss_figure(
+    records: list[RunRecord], names: list[str], groups: list[list[int]]
+) -> Figure | None:
+    """One panel per group (loss scales differ across methods), its runs overlaid."""
     series = [record.series("train/loss") for record in records]
     if not any(np.isfinite(values).any() for _, values in series):
         return None
-    cols = min(3, len(records))
-    rows = math.ceil(len(records) / cols)
+    labels = _group_labels(records, names, groups)
+    cols = min(3, len(groups))
+    rows = math.ceil(len(groups) / cols)
     fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, name, (steps, values) in zip(axes, names, series, strict=False):
-        if np.isfinite(values).any():
-            ax.plot(steps, values, color="black", linewidth=1.2)
-        else:
+    for ax, label, group in zip(axes, labels, groups, strict=False):
+        drawn = False
+        for nth, i in enumerate(group):
+            steps, values = series[i]
+            if np.isfinite(values).any():
+                ax.plot(steps, values, color=f"C{nth % 10}", linewidth=1.0, alpha=0.85)
+                drawn = True
+        if not drawn:
             ax.text(0.5, 0.5, "no loss logged", ha="center", transform=ax.transAxes)
-        ax.set_title(_mpl_text(name), fontsize="medium")
+        ax.set_title(_mpl_text(label), fontsize="medium")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")
-    for ax in axes[len(records):]:
+    for ax in axes[len(groups):]:
         ax.set_axis_off()
     return fig
