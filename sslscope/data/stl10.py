@@ -135,22 +135,22 @@ def load_stl10(root: str | Path | None = None) -> ImageData:
     # Train and unlabeled share one buffer (train first): ImageData.ssl_images() is then a view.
     ssl_x = read_stl_images(folder / "train_X.bin", folder / "unlabeled_X.bin")
     n_train = (folder / "train_X.bin").stat().st_size // IMAGE_BYTES
-    split = {}
-    for part in ("train", "test"):
-        x = ssl_x[:n_train] if part == "train" else read_stl_images(folder / "test_X.bin")
+    images = {"train": ssl_x[:n_train], "test": read_stl_images(folder / "test_X.bin")}
+    labels = {}
+    for part, x in images.items():
         y = read_stl_labels(folder / f"{part}_y.bin", len(class_names))
         if y.shape[0] != x.shape[0]:
             raise UserError(
                 f"{folder / f'{part}_y.bin'} has {y.shape[0]} labels for "
                 f"{x.shape[0]} images in {part}_X.bin"
             )
-        split[part] = (x, y)
+        labels[part] = y
     return ImageData(
         name="stl10",
-        train_x=split["train"][0],
-        train_y=split["train"][1],
-        test_x=split["test"][0],
-        test_y=split["test"][1],
+        train_x=images["train"],
+        train_y=labels["train"],
+        test_x=images["test"],
+        test_y=labels["test"],
         class_names=class_names,
         unlabeled_x=ssl_x[n_train:],
     )

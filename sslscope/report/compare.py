@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from sslscope.errors import UserError
 from sslscope.files import atomic_write_text
-from sslscope.report.figures import _mpl_text, embed_figure, probe_name
+from sslscope.report.figures import _mpl_text, embed_figure, probe_name, style_step_axis
 from sslscope.report.html import (
     _CSS,
     MISSING,
@@ -255,11 +255,7 @@ def _probe_figure(
         ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=f"C{g % 10}",
                 linestyle=styles[nth % len(styles)],
                 label=_mpl_text(labels[g]) if nth == 0 else None)
-    ax.set_xscale("log")
-    ax.set_xlabel("step + 1 (log scale; 1 = random initialisation)")
-    ax.set_ylabel("h linear-probe test accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    style_step_axis(ax, "h linear-probe test accuracy (%)")
     return fig
 
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sslscope.files import atomic_write_bytes
@@ -149,13 +150,21 @@ def probe_figure(record: RunRecord) -> Figure | None:
             100 * acc, linestyle="--", linewidth=1.2, alpha=0.8,
             color=color.get(probe, "C7"), label=_mpl_text(f"raw pixels · {probe_name(probe)}"),
         )
+    style_step_axis(ax, "test accuracy (%)")
+    return fig
+
+
+def style_step_axis(ax: Axes, ylabel: str) -> None:
+    """Label a steps-vs-accuracy axis the same way in run and comparison reports.
+
+    Log x axis of step + 1 (evaluations are log-spaced; step 0 is the random init), a grid, and
+    the legend outside the axes, where many curves cannot cover it.
+    """
     ax.set_xscale("log")
     ax.set_xlabel("step + 1 (log scale; 1 = random initialisation)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
-    # Outside the axes: with four probes on h and z the curves fill the whole plot.
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    return fig
 
 
 def _pixel_baselines(record: RunRecord) -> dict[str, float]:
