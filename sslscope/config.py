@@ -64,7 +64,10 @@ class Config:
     device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     deterministic: bool = _opt(False, "use deterministic algorithms only (slower on GPU)")
     # Evaluation.
-    eval_points: int = _opt(8, "evaluations during training, log-spaced, incl. step 0 and the end")
+    eval_points: int = _opt(
+        8, "about this many probe evaluations during training, log-spaced, step 0 and the last "
+        "step included; 0: the last step only"
+    )
     probe_batch_size: int = _opt(0, "linear-probe mini-batch size; 0: full-batch L-BFGS")
     knn_k: int = _opt(20, "neighbours for the weighted kNN classifier")
     knn_temperature: float = _opt(0.1, "temperature of the kNN weights exp(cos / T)")

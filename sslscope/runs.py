@@ -9,7 +9,11 @@ Layout (every file written atomically):
       evaluation.json              final table: raw pixels, random init, trained (h and z)
       arrays/final_embeddings.safetensors   h and z of the test split and of training images
       checkpoints/last.safetensors resumable state (weights, optimizer, RNG)
+      tensorboard/                 the same scalars as event files, when tensorboard is installed
       report.html                  self-contained report; figures/ holds PNG and SVG copies
+      export/                      the encoder as safetensors + JSON (`sslscope export`)
+
+Every other module asks :class:`RunFiles` for these paths, so the layout is written down once.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class RunFiles:
 
     @property
     def embeddings(self) -> Path:
-        return self.root / "arrays" / "final_embeddings.safetensors"
+        return self.array("final_embeddings")
 
     @property
     def checkpoint(self) -> Path:
@@ -62,6 +66,22 @@ class RunFiles:
     @property
     def report(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    def array(self, name: str) -> Path:
+        """``arrays/<name>.safetensors``: raw arrays kept for re-analysis."""
+        return self.root / "arrays" / f"{name}.safetensors"
 
     def require(self) -> RunFiles:
         """Raise a UserError unless this looks like an existing run directory."""

@@ -12,6 +12,15 @@ from sslscope.evaluate.clustering import kmeans_clustering
 from sslscope.evaluate.neighbours import knn_accuracy, ncc_accuracy
 from sslscope.evaluate.probes import linear_probe
 
+# The probes every evaluation runs, in the order tables and figures show them, each with its name
+# for people. Result keys are "<probe>/<metric>" ("knn/test_acc"); this is the one list of them.
+PROBES: dict[str, str] = {
+    "linear": "linear probe",
+    "knn": "kNN",
+    "ncc": "NCC",
+    "cluster": "k-means",
+}
+
 
 @dataclass(frozen=True)
 class ProbeSettings:
