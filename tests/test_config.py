@@ -1,12 +1,15 @@
 """Config: JSON round trip, coercion, validation, presets."""
 
+import inspect
 import json
 
 import pytest
 
 from sslscope import config as config_lib
 from sslscope.config import Config
+from sslscope.data.download import DEFAULT_DATA_DIR
 from sslscope.errors import UserError
+from sslscope.evaluate import knn_classify
 from sslscope.presets import PRESETS
 
 
@@ -52,10 +55,24 @@ def test_unknown_option():
     ({"projector_dims": (0,)}, "projector widths"),
     ({"optimizer": "adam"}, "unknown optimizer 'adam'; choose one of: adamw, sgd, lars"),
     ({"lars_eta": 0.0}, "lars_eta must be positive"),
+    ({"backbone": "res_lh:2"}, "backbone 'res_lh' takes L,H"),
+    ({"backbone": "resnet7"}, "unknown backbone 'resnet7'; choose one of: .*res_lh:L,H"),
 ])
 def test_validate_rejects(overrides, message):
     with pytest.raises(UserError, match=message):
         config_lib.validate(config_lib.replace(Config(), **overrides))
+
+
+def test_validate_accepts_a_backbone_with_arguments():
+    cfg = config_lib.replace(Config(), backbone="res_lh:2,8")
+    assert config_lib.validate(cfg).backbone == "res_lh:2,8"
+
+
+def test_defaults_kept_elsewhere_are_read_not_restated():
+    knn = inspect.signature(knn_classify).parameters
+    assert (Config().knn_k, Config().knn_temperature) == (knn["k"].default,
+                                                           knn["temperature"].default)
+    assert Config().data_dir == DEFAULT_DATA_DIR
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -346,6 +346,12 @@ def test_image_folder_labeled_and_unlabeled(tmp_path):
         assert every[tuple(arr.transpose(2, 0, 1).flatten().tolist())] == ["cat", "dog"].index(cls)
     again = load_image_folder(tmp_path / "labeled", test_fraction=0.4, seed=1)
     assert torch.equal(again.test_x, data.test_x)
+    # The project's split rounds halves up: 0.5 · 5 sends 3 of each class to test. Each split
+    # keeps the files' order, so the labels come class by class.
+    half = load_image_folder(tmp_path / "labeled", test_fraction=0.5, seed=1)
+    assert half.test_y.tolist() == [0, 0, 0, 1, 1, 1] and half.train_y.tolist() == [0, 0, 1, 1]
+    with pytest.raises(UserError, match="needs --data-dir set"):
+        load_image_folder(None)
     assert load_image_folder(tmp_path / "labeled", size=4).train_x.shape[1:] == (3, 4, 4)
 
     (tmp_path / "loose").mkdir()

@@ -12,7 +12,8 @@ from sslscope.checkpoint import load_checkpoint, read_checkpoint, save_checkpoin
 from sslscope.data import load_dataset
 from sslscope.errors import UserError
 from sslscope.files import atomic_write_text, read_jsonl
-from sslscope.models import BACKBONES, build_backbone, build_encoder
+from sslscope.models import BACKBONES, MLP, build_backbone, build_encoder, check_backbone
+from sslscope.models.resnet import ResLH
 from sslscope.schedules import log_spaced_steps, warmup_cosine
 
 
@@ -65,7 +66,42 @@ def test_small_backbones(name):
     encoder = build_encoder(backbone, (16, 7), mean=(0.3,), std=(0.4,))
     h, z = encoder(torch.rand(5, 1, 8, 8))
     assert h.shape == (5, backbone.out_dim) and z.shape == (5, 7)
-    assert set(BACKBONES) >= {"mlp", "small_cnn", "resnet18", "resnet34", "resnet50"}
+    assert set(BACKBONES) >= {"mlp", "small_cnn", "resnet18", "resnet34", "resnet50", "res_lh"}
+
+
+def test_res_lh_backbone_spec():
+    backbone = build_backbone("res_lh:3,16", (1, 8, 8))
+    assert isinstance(backbone, ResLH) and backbone.out_dim == 16
+    assert len(backbone.blocks) == 3 and backbone.stem[0].in_channels == 1
+    assert backbone(torch.rand(2, 1, 8, 8)).shape == (2, 16)
+    check_backbone("res_lh:10,250")  # validates without building RES-10-250
+    check_backbone("small_cnn")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("res_lh:2", "backbone 'res_lh' takes L,H as positive integers, e.g. res_lh:10,250; "
+                 "got 'res_lh:2'"),
+    ("res_lh", "takes L,H"),
+    ("res_lh:2,8,4", "takes L,H"),
+    ("res_lh:2,x", "takes L,H"),
+    ("res_lh:0,8", "positive integers"),
+    ("res_lh:2.5,8", "takes L,H"),
+    ("small_cnn:3", "backbone 'small_cnn' takes no arguments, got 'small_cnn:3'"),
+    ("resnet99", "unknown backbone 'resnet99'; choose one of: mlp, small_cnn, .*res_lh:L,H"),
+    ("resnet99:1,2", "unknown backbone 'resnet99'"),
+])
+def test_bad_backbone_specs(spec, message):
+    with pytest.raises(UserError, match=message):
+        check_backbone(spec)
+    with pytest.raises(UserError, match=message):
+        build_backbone(spec, (1, 8, 8))
+
+
+def test_registered_builder_declares_its_arguments(monkeypatch):
+    monkeypatch.setitem(BACKBONES, "wide_mlp", lambda shape, width: MLP(math.prod(shape), (width,)))
+    assert build_backbone("wide_mlp:12", (1, 8, 8)).out_dim == 12
+    with pytest.raises(UserError, match=r"takes width as positive integers; got 'wide_mlp'"):
+        check_backbone("wide_mlp")
 
 
 def test_any_module_can_be_the_backbone():

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sslscope.data.download import ensure_files
+from sslscope.data.download import DEFAULT_DATA_DIR, ensure_files
 from sslscope.data.images import ImageData
 from sslscope.errors import UserError
 
@@ -44,8 +44,6 @@ CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 CIFAR100_ARCHIVE = "cifar-100-python.tar.gz"
 CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 CIFAR100_DIR = "cifar-100-python"
-
-DEFAULT_ROOT = "data"  # the config's default data_dir
 
 # The only globals a CIFAR pickle may name. The official files (Python 2, protocol 2) use
 # numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype; the same dicts written
@@ -158,7 +156,7 @@ def load_cifar10(root: str | Path | None = None) -> ImageData:
     are missing, extracts ``root/cifar-10-python.tar.gz`` or downloads it (MD5-checked).
 
     Args:
-        root: the data directory; "data" when None.
+        root: the data directory; ``DEFAULT_DATA_DIR`` (sslscope.data.download) when None.
 
     Returns:
         ImageData with train_x (50000, 3, 32, 32) and test_x (10000, 3, 32, 32), uint8, and
@@ -167,7 +165,7 @@ def load_cifar10(root: str | Path | None = None) -> ImageData:
     Raises:
         UserError: offline without the files, a bad checksum, or a malformed file.
     """
-    root = Path(DEFAULT_ROOT if root is None else root)
+    root = Path(DEFAULT_DATA_DIR if root is None else root)
     names = [*CIFAR10_TRAIN, "test_batch", "batches.meta"]
     ensure_files(
         root,
@@ -191,7 +189,7 @@ def load_cifar100(root: str | Path | None = None, *, labels: str = "fine") -> Im
     ``root/cifar-100-python.tar.gz`` or downloads it (MD5-checked).
 
     Args:
-        root: the data directory; "data" when None.
+        root: the data directory; ``DEFAULT_DATA_DIR`` (sslscope.data.download) when None.
         labels: "fine" (100 classes) or "coarse" (the 20 superclasses, e.g. "aquatic_mammals");
             the images are the same either way.
 
@@ -205,7 +203,7 @@ def load_cifar100(root: str | Path | None = None, *, labels: str = "fine") -> Im
     """
     if labels not in ("fine", "coarse"):
         raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
-    root = Path(DEFAULT_ROOT if root is None else root)
+    root = Path(DEFAULT_DATA_DIR if root is None else root)
     ensure_files(
         root,
         [f"{CIFAR100_DIR}/{n}" for n in ("train", "test", "meta")],

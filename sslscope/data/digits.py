@@ -20,9 +20,14 @@ def load_digits(root: str | Path | None = None) -> ImageData:
 
     Pixels are integers 0..16 (counts of set pixels in 4×4 blocks of a 32×32 bitmap); they are
     mapped to uint8 by round(v · 255 / 16), which keeps the 17 levels distinct and is undone
-    by round(u · 16 / 255). The split is
-    stratified, 25 % test, ``random_state=0``: 1,347 train and 450 test images, always the
-    same, so numbers are comparable across runs and machines.
+    by round(u · 16 / 255). The split is scikit-learn's ``train_test_split``, stratified, 25 %
+    test, ``random_state=0``: 1,347 train and 450 test images, always the same, so numbers are
+    comparable across runs and machines.
+
+    This is deliberately not the project's own split
+    (:func:`sslscope.data.splits.stratified_split`, used by the probe and the image folder):
+    this fixed split defines the bundled data set, and every published digits number depends
+    on exactly these 1,347/450 images, so it stays scikit-learn's.
 
     Args:
         root: ignored (the data ships with scikit-learn); present so every loader has the same

@@ -33,6 +33,11 @@ from pathlib import Path, PurePosixPath
 from sslscope.errors import UserError
 from sslscope.files import atomic_write
 
+# Where data sets live when no directory is given: the config's data_dir default and the
+# loaders' root=None both read this one name. It sits in this leaf module (stdlib imports only)
+# that every downloading loader already imports; nothing under sslscope.data imports
+# sslscope.config, so the config can import it without a cycle.
+DEFAULT_DATA_DIR = "data"
 CHUNK_BYTES = 1 << 20  # 1 MiB: streaming buffer for downloads and hashing
 TIMEOUT_S = 60.0  # per socket operation, not for the whole download
 _DOWNLOADS_ALLOWED = contextvars.ContextVar("sslscope_downloads_allowed", default=True)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from sslscope.data.images import ImageData
+from sslscope.data.splits import stratified_split
 from sslscope.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -79,32 +80,6 @@ def _upright_size(im: Any) -> tuple[int, int]:
     return (h, w) if im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
 
 
-def stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split that keeps each class's share: round(f · n_c) test images per class.
-
-    Every class keeps at least one training image, so a class with a single image is train only.
-
-    Args:
-        labels: int labels, shape (N,), values 0..C-1.
-        test_fraction: f in [0, 1).
-        seed: seed of numpy's default generator; the same seed gives the same split.
-
-    Returns:
-        (train indices, test indices), each sorted.
-    """
-    rng = np.random.default_rng(seed)
-    test = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        n_test = min(int(round(test_fraction * members.size)), members.size - 1)
-        test.append(rng.permutation(members)[:n_test])
-    test_idx = np.sort(np.concatenate(test)) if test else np.zeros(0, dtype=np.int64)
-    train_idx = np.setdiff1d(np.arange(labels.size), test_idx)
-    return train_idx, test_idx
-
-
 def load_image_folder(
     root: str | Path | None,
     *,
@@ -120,7 +95,9 @@ def load_image_folder(
             resized with bicubic filtering (``ImageOps.fit``), so nothing is stretched. None:
             keep the images as they are, which requires them all to have one size.
         test_fraction: share of each class held out as the test set, in [0, 1); 0.2 is a
-            common choice, not from a paper. Ignored for unlabeled folders.
+            common choice, not from a paper. Ignored for unlabeled folders. Each class of n
+            images sends ⌊test_fraction · n + 0.5⌋ to test but keeps at least one in train
+            (:func:`sslscope.data.splits.stratified_split`).
         seed: seed of the stratified split; the same seed and files give the same split.
 
     Returns:
@@ -135,7 +112,7 @@ def load_image_folder(
     """
     image_module, image_ops = _pillow()
     if root is None:
-        raise UserError("the imagefolder data set needs --data_dir set to the folder of images")
+        raise UserError("the imagefolder data set needs --data-dir set to the folder of images")
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist or is not a directory")
@@ -178,13 +155,14 @@ def load_image_folder(
         empty_y = torch.zeros(0, dtype=torch.int64)
         # ImageData takes its channel statistics from the unlabeled images when train is empty.
         return ImageData("imagefolder", empty_x, empty_y, empty_x, empty_y, [], images)
-    y = np.asarray(labels, dtype=np.int64)
-    train_idx, test_idx = stratified_split(y, test_fraction, seed)
+    y = torch.tensor(labels, dtype=torch.int64)
+    # Sorted, so each split keeps the files' order (class by class, names sorted within).
+    train_idx, test_idx = (idx.sort().values for idx in stratified_split(y, test_fraction, seed))
     return ImageData(
         name="imagefolder",
         train_x=images[train_idx],
-        train_y=torch.from_numpy(y[train_idx]),
+        train_y=y[train_idx],
         test_x=images[test_idx],
-        test_y=torch.from_numpy(y[test_idx]),
+        test_y=y[test_idx],
         class_names=class_names,
     )

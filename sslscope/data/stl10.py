@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sslscope.data.download import ensure_files
+from sslscope.data.download import DEFAULT_DATA_DIR, ensure_files
 from sslscope.data.images import ImageData
 from sslscope.errors import UserError
 
@@ -48,7 +48,6 @@ STL10_FILES = [
 SIDE = 96
 IMAGE_BYTES = 3 * SIDE * SIDE  # 27,648
 CHUNK_IMAGES = 1000  # 28 MB per read
-DEFAULT_ROOT = "data"  # the config's default data_dir
 
 
 def read_stl_images(*paths: str | Path) -> Tensor:
@@ -112,7 +111,7 @@ def load_stl10(root: str | Path | None = None) -> ImageData:
     not used: train is all 5,000 labeled images.
 
     Args:
-        root: the data directory; "data" when None.
+        root: the data directory; ``DEFAULT_DATA_DIR`` (sslscope.data.download) when None.
 
     Returns:
         ImageData with train_x (5000, 3, 96, 96), test_x (8000, 3, 96, 96) and unlabeled_x
@@ -121,7 +120,7 @@ def load_stl10(root: str | Path | None = None) -> ImageData:
     Raises:
         UserError: offline without the files, a bad checksum, or a malformed file.
     """
-    root = Path(DEFAULT_ROOT if root is None else root)
+    root = Path(DEFAULT_DATA_DIR if root is None else root)
     ensure_files(
         root,
         [f"{STL10_DIR}/{n}" for n in STL10_FILES],

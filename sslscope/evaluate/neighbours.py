@@ -10,6 +10,8 @@ Accuracies are fractions in [0, 1]. Ties between classes go to the lowest class 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -219,28 +221,24 @@ def knn_classify(
 
 
 def knn_accuracy(
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
-    *,
-    k: int = 20,
-    temperature: float = 0.1,
-    num_classes: int | None = None,
-    chunk_size: int = 1024,
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, **options: Any
 ) -> float:
     """Accuracy of :func:`knn_classify` on ``(test_x, test_y)``, a fraction in [0, 1].
 
-    Arguments and defaults are those of :func:`knn_classify`; ``test_y`` has shape (M,).
+    The options are forwarded as they are, with no defaults restated here, so that
+    :func:`knn_classify`'s signature stays the one place the defaults are written.
+
+    Args:
+        train_x: train features, shape (N, D).
+        train_y: integer labels, shape (N,).
+        test_x: features to classify, shape (M, D).
+        test_y: labels of ``test_x``, shape (M,).
+        **options: keyword arguments of :func:`knn_classify` (``k``, ``temperature``,
+            ``num_classes``, ``chunk_size``); its defaults apply to any not given.
+
+    Returns:
+        Fraction of ``test_x`` whose kNN label is its ``test_y``.
     """
     _check_labels(test_x, test_y, "test")
-    pred = knn_classify(
-        train_x,
-        train_y,
-        test_x,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-        chunk_size=chunk_size,
-    )
+    pred = knn_classify(train_x, train_y, test_x, **options)
     return float((pred == test_y).double().mean())

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sslscope.data.splits import stratified_split
 from sslscope.evaluate.neighbours import check_labelled, infer_num_classes
 
 
@@ -66,10 +67,11 @@ def linear_probe(
 
         L(W, b) = (1/N) Σ_i −log softmax(W x̃_i + b)_{y_i}  +  weight_decay · ‖W‖²_F
 
-    Search: a stratified, seeded ``val_fraction`` of the train split is held out; the model is
-    fit on the rest for every weight decay and the one with the most correct validation
-    predictions wins (ties go to the larger weight decay, the simpler model). The model is then
-    refit on the whole train split with that weight decay.
+    Search: a stratified, seeded ``val_fraction`` of the train split is held out
+    (:func:`sslscope.data.splits.stratified_split`); the model is fit on the rest for every
+    weight decay and the one with the most correct validation predictions wins (ties go to the
+    larger weight decay, the simpler model). The model is then refit on the whole train split
+    with that weight decay.
 
     Optimisers:
         - ``batch_size=None`` (full batch): ``torch.optim.LBFGS`` with strong-Wolfe line search
@@ -124,7 +126,8 @@ def linear_probe(
 
     Raises:
         ValueError: on shapes that do not match, non-integer or negative labels, NaN or infinite
-            features, fewer than two classes, or an empty grid.
+            features, fewer than two classes, an empty grid, or a ``val_fraction`` that holds
+            out no sample (every class too small).
 
     References:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
@@ -170,7 +173,12 @@ def linear_probe(
 
     val_acc, best, init = math.nan, 0, None
     if val_fraction > 0:
-        fit_idx, val_idx = _stratified_split(train_y, val_fraction, seed)
+        fit_idx, val_idx = stratified_split(train_y, val_fraction, seed)
+        if val_idx.numel() == 0:  # a shape, not a read from the device
+            raise ValueError(
+                f"val_fraction={val_fraction} leaves no validation sample; use more "
+                f"data, a larger val_fraction, or val_fraction=0 with one weight decay"
+            )
         mean, std = _moments(train_x[fit_idx])
         w, b = fit((train_x[fit_idx] - mean) / std, train_y[fit_idx], wds, None)  # (K, C, D)
         correct = _correct((train_x[val_idx] - mean) / std, train_y[val_idx], w, b)  # (K,)
@@ -204,31 +212,6 @@ def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
     std, mean = torch.std_mean(x, dim=0, correction=0)
     constant = std <= 100 * torch.finfo(x.dtype).eps * mean.abs()
     return mean, torch.where(constant, 1.0, std)
-
-
-def _stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Seeded stratified split of row indices into (fit, val), both int64 on y's device.
-
-    Each class with n members sends round(val_fraction · n) of them to val, but always keeps at
-    least one in fit. The permutation is drawn on the CPU so that a seed gives the same split on
-    every device.
-    """
-    y_cpu = y.cpu()
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(y_cpu.numel(), generator=gen)
-    order = perm[torch.sort(y_cpu[perm], stable=True).indices]  # grouped by class, shuffled within
-    counts = torch.bincount(y_cpu)
-    starts = torch.cumsum(counts, 0) - counts
-    labels = y_cpu[order]
-    rank = torch.arange(order.numel()) - starts[labels]  # position within its class
-    n_val = torch.minimum(torch.floor(val_fraction * counts + 0.5).long(), counts - 1)
-    is_val = rank < n_val[labels]
-    if not bool(is_val.any()):
-        raise ValueError(
-            f"val_fraction={val_fraction} leaves no validation sample; use more "
-            f"data, a larger val_fraction, or val_fraction=0 with one weight decay"
-        )
-    return order[~is_val].to(y.device), order[is_val].to(y.device)
 
 
 def _correct(x: Tensor, y: Tensor, w: Tensor, b: Tensor) -> Tensor:
