@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import numpy as np
 import pytest
 
 from sslscope.errors import UserError
+from sslscope.evaluate.suite import PROBES
 from sslscope.report import SECTIONS, RunRecord, Section, build_report
+
+# The module, not its names: pytest would collect a function called test_acc as a test.
+from sslscope.report import page as report_page
+from sslscope.report.figures import probe_name, probe_sort_key
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -229,3 +235,25 @@ def test_malformed_evaluation_rows_are_ignored(tmp_path):
     (tmp_path / "evaluation.json").write_text(json.dumps({"final_step": 3, "rows": 5}))
     assert RunRecord.load(tmp_path).evaluation_rows() == []
     assert "evaluation.json holds no rows" in build_report(tmp_path).read_text(encoding="utf-8")
+
+
+def test_probe_names_and_order_come_from_the_evaluation_suite():
+    assert [probe_name(p) for p in PROBES] == list(PROBES.values())
+    assert probe_name("my_probe") == "my_probe"  # a probe the vocabulary does not know
+    shuffled = ["zeta", "alpha", *reversed(list(PROBES))]
+    assert sorted(shuffled, key=probe_sort_key) == [*PROBES, "alpha", "zeta"]
+
+
+def test_page_helpers_render_json_values_as_plain_text():
+    missing = report_page.MISSING
+    assert report_page.text(None) == report_page.text(math.nan) == missing
+    assert report_page.text("a<b") == "a<b" and report_page.text(True) == "true"
+    value = {"a": [1, {"b": None}], "c": {}}
+    assert report_page.config_value(value) == f"a=[1, b={missing}], c={{}}"
+    table = report_page.kv_table([("<k>", "v")])
+    assert table == "<table><tr><th>&lt;k&gt;</th><td>v</td></tr></table>"
+    assert report_page.percent(0.91234) == "91.2" and report_page.percent(math.nan) == missing
+    durations = [report_page.duration(s) for s in (5, 185, 7620, None, "1")]
+    assert durations == ["5.0 s", "3 min 5 s", "2 h 7 min", missing, missing]
+    assert report_page.test_acc({"knn": {"test_acc": 0.5}}, "knn") == 0.5
+    assert math.isnan(report_page.test_acc({"knn": 0.5}, "knn"))

@@ -3,8 +3,9 @@
     from sslscope.report import build_report
     build_report("runs/vicreg_digits")      # writes runs/vicreg_digits/report.html
 
-Sections are plain functions ``(RunRecord) -> Section | None`` listed in `SECTIONS`; see
-`sslscope.report.html` for how to add one.
+Sections are plain functions ``(RunRecord) -> Section | None``, kept in section modules that
+each list theirs in ``SECTIONS``; `SECTIONS` here is all of them in page order. Adding a section
+is one new module plus one line in `sslscope.report.html.SECTION_MODULES`; see that module.
 """
 
 from sslscope.report.html import SECTIONS, Section, build_report

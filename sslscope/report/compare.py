@@ -22,23 +22,28 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sslscope.errors import UserError
+from sslscope.evaluate.suite import PROBES
 from sslscope.files import atomic_write_text
-from sslscope.report.figures import _mpl_text, embed_figure, probe_name, style_step_axis
-from sslscope.report.html import (
-    _CSS,
+from sslscope.report.figures import embed_figure, mpl_text, probe_name, style_step_axis
+from sslscope.report.page import (
+    CSS,
     MISSING,
-    _config_value,
-    _duration,
-    _percent,
-    _test_acc,
-    _text,
+    config_value,
+    duration,
+    percent,
+    test_acc,
+    text,
 )
 from sslscope.report.record import RunRecord, as_float
+from sslscope.runs import RunFiles
 
 # Keys that say where files go or how often they are saved: they cannot change a result, so
 # runs that differ only in them (and the seed) still count as seeds of one experiment.
 GROUP_IGNORES = ("seed", "data_dir", "tensorboard", "checkpoint_every")
-ACCURACIES = (("h", "linear"), ("h", "knn"), ("z", "linear"), ("z", "knn"))
+# A selection of PROBES (all of them would make the runs table too wide). Indexing PROBES makes a
+# renamed probe key fail at import rather than leave an empty column.
+ACCURACY_PROBES = {probe: PROBES[probe] for probe in ("linear", "knn")}
+ACCURACIES = tuple((features, probe) for features in ("h", "z") for probe in ACCURACY_PROBES)
 CURVE_KEY = "eval/h/linear/test_acc"
 
 
@@ -65,7 +70,8 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
     names = _names([Path(d) for d in run_dirs])
     groups = _groups(records)
     out_path = Path(out_path)
-    out_dir, stem = out_path.parent, out_path.stem
+    # The figures go beside the page, in the folder a run directory would give them.
+    fig_dir, stem = RunFiles(out_path.parent).figures, out_path.stem
 
     parts = [("Runs", "runs", _runs_table(records, names))]
     seeded = [g for g in groups if len(g) > 1]
@@ -79,7 +85,7 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
     parts.append(("Config differences", "config", _differences_table(records, names)))
     fig = _probe_figure(records, names, groups)
     if fig is not None:
-        img = embed_figure(fig, out_dir, f"{stem}_probes", "linear-probe accuracy of h over steps")
+        img = embed_figure(fig, fig_dir, f"{stem}_probes", "linear-probe accuracy of h over steps")
         note = ("Linear-probe test accuracy on the backbone output h at each run's evaluation "
                 "steps; x is step + 1 on a log scale (1 = random initialisation). Runs that "
                 "differ only by seed share a colour. With one evaluation per run: each run's "
@@ -88,7 +94,7 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
                       f'{img}<p class="note">{note}</p>'))
     fig = _loss_figure(records, names, groups)
     if fig is not None:
-        img = embed_figure(fig, out_dir, f"{stem}_loss", "training loss of each run")
+        img = embed_figure(fig, fig_dir, f"{stem}_loss", "training loss of each run")
         note = ("Total training loss, one panel per group of runs that differ only by seed "
                 "(scales differ across methods), its runs overlaid.")
         parts.append(("Loss", "loss", f'{img}<p class="note">{note}</p>'))
@@ -99,7 +105,7 @@ def build_comparison(run_dirs: Sequence[str | Path], out_path: str | Path) -> Pa
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body><h1>{title}</h1>"
+        f"<title>{title}</title><style>{CSS}</style></head><body><h1>{title}</h1>"
         f'<p class="sub">{escape(", ".join(names))}</p>'
         f"<nav><strong>Contents</strong><ol>{toc}</ol></nav>{sections}</body></html>\n"
     )
@@ -116,7 +122,7 @@ def final_accuracy(record: RunRecord, features: str, probe: str) -> float:
     trained = [r for r in record.evaluation_rows()
                if r.get("features") == features and r.get("step") not in (0, None)]
     row = next((r for r in trained if r.get("step") == final), trained[-1] if trained else None)
-    return _test_acc(row, probe) if row is not None else math.nan
+    return test_acc(row, probe) if row is not None else math.nan
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -143,12 +149,12 @@ def _runs_table(records: list[RunRecord], names: list[str]) -> str:
              f"{_head()}<th>wall time</th></tr>"]
     for record, name in zip(records, names, strict=True):
         cfg = record.config
-        accs = "".join(f'<td class="num">{_percent(final_accuracy(record, f, p))}</td>'
+        accs = "".join(f'<td class="num">{percent(final_accuracy(record, f, p))}</td>'
                        for f, p in ACCURACIES)
-        cells = [_text(cfg.get(k)) for k in ("method", "dataset", "steps", "seed")]
+        cells = [text(cfg.get(k)) for k in ("method", "dataset", "steps", "seed")]
         lines.append(
             f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
-            + f'{accs}<td class="num">{_duration((record.run_info or {}).get("wall_seconds"))}'
+            + f'{accs}<td class="num">{duration((record.run_info or {}).get("wall_seconds"))}'
             "</td></tr>"
         )
     return ('<p class="note">Final test accuracy (%) of the trained backbone output h and '
@@ -161,15 +167,15 @@ def _groups_table(records: list[RunRecord], names: list[str], groups: list[list[
              f"{_head()}<th>wall time (mean)</th></tr>"]
     for group in groups:
         cfg = records[group[0]].config
-        seeds = ", ".join(_text(records[i].config.get("seed")) for i in group)
+        seeds = ", ".join(text(records[i].config.get("seed")) for i in group)
         accs = "".join(
             f'<td class="num">{_mean_std([final_accuracy(records[i], f, p) for i in group])}</td>'
             for f, p in ACCURACIES
         )
         walls = [as_float((records[i].run_info or {}).get("wall_seconds")) for i in group]
         finite = [w for w in walls if math.isfinite(w)]
-        wall = _duration(float(np.mean(finite))) if finite else MISSING
-        cells = [_text(cfg.get(k)) for k in ("method", "dataset", "steps")]
+        wall = duration(float(np.mean(finite))) if finite else MISSING
+        cells = [text(cfg.get(k)) for k in ("method", "dataset", "steps")]
         cells += [", ".join(names[i] for i in group), f"{seeds} (n = {len(group)})"]
         lines.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
                      + f'{accs}<td class="num">{wall}</td></tr>')
@@ -182,7 +188,7 @@ def _mean_std(values: list[float]) -> str:
     if not finite:
         return MISSING
     if len(finite) == 1:
-        return _percent(finite[0])
+        return percent(finite[0])
     return f"{100 * np.mean(finite):.1f} ± {100 * np.std(finite, ddof=1):.1f}"
 
 
@@ -205,12 +211,12 @@ def _differences_table(records: list[RunRecord], names: list[str]) -> str:
 
 
 def _value(config: dict[str, Any], key: str) -> str:
-    return _config_value(config[key]) if key in config else "(absent)"
+    return config_value(config[key]) if key in config else "(absent)"
 
 
 def _group_labels(records: list[RunRecord], names: list[str], groups: list[list[int]]) -> list[str]:
     """A legend label per group: its method (or first run's name if methods repeat) × runs."""
-    methods = [_text(records[g[0]].config.get("method")) for g in groups]
+    methods = [text(records[g[0]].config.get("method")) for g in groups]
     labels = []
     for method, group in zip(methods, groups, strict=True):
         base = method if methods.count(method) == 1 else names[group[0]]
@@ -245,7 +251,7 @@ def _probe_figure(
             accs = [100 * float(acc[0]) for gg, _, _, acc in curves if gg == g]
             ax.plot([x] * len(accs), accs, "o", color=f"C{g % 10}", alpha=0.8)
             ax.hlines(np.mean(accs), x - 0.3, x + 0.3, color=f"C{g % 10}", linewidth=2)
-        ax.set_xticks(range(len(shown)), [_mpl_text(labels[g]) for g in shown],
+        ax.set_xticks(range(len(shown)), [mpl_text(labels[g]) for g in shown],
                       rotation=30, ha="right")
         ax.set_ylabel("final h linear-probe test accuracy (%)")
         ax.grid(alpha=0.3, axis="y")
@@ -254,7 +260,7 @@ def _probe_figure(
     for g, nth, steps, acc in curves:
         ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=f"C{g % 10}",
                 linestyle=styles[nth % len(styles)],
-                label=_mpl_text(labels[g]) if nth == 0 else None)
+                label=mpl_text(labels[g]) if nth == 0 else None)
     style_step_axis(ax, "h linear-probe test accuracy (%)")
     return fig
 
@@ -280,7 +286,7 @@ def _loss_figure(
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "no loss logged", ha="center", transform=ax.transAxes)
-        ax.set_title(_mpl_text(label), fontsize="medium")
+        ax.set_title(mpl_text(label), fontsize="medium")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")

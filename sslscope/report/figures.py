@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from sslscope.evaluate.suite import PROBES
 from sslscope.files import atomic_write_bytes
 from sslscope.report.record import RunRecord, as_float
 
@@ -28,30 +29,34 @@ _PNG_META: dict[str, str | None] = {"Software": None}
 _SVG_META: dict[str, str | None] = {"Date": None, "Creator": None}
 
 _PROBE_TEST_ACC = re.compile(r"^eval/([^/]+)/([^/]+)/test_acc$")
-_PROBE_ORDER = {"linear": 0, "knn": 1, "ncc": 2, "cluster": 3}
-_PROBE_NAMES = {"linear": "linear probe", "knn": "kNN", "ncc": "NCC",
-                "cluster": "k-means (Hungarian)"}
+_PROBE_POSITION = {probe: i for i, probe in enumerate(PROBES)}  # PROBES is in display order
 
 
 def probe_name(probe: str) -> str:
-    """Human name of a probe key (``"knn"`` → ``"kNN"``); unknown probes keep their key."""
-    return _PROBE_NAMES.get(probe, probe)
+    """Human name of a probe key (``"knn"`` → ``"kNN"``) from `PROBES`.
+
+    Args:
+        probe: a result key; one that `PROBES` does not know (a run from a newer or patched
+            sslscope) is shown as the key itself.
+    """
+    return PROBES.get(probe, probe)
 
 
 def probe_sort_key(probe: str) -> tuple[int, str]:
-    """Sort linear, kNN, NCC, k-means, then any other probe alphabetically."""
-    return (_PROBE_ORDER.get(probe, len(_PROBE_ORDER)), probe)
+    """Sort key: the probes of `PROBES` in its order, then any other probe alphabetically."""
+    return (_PROBE_POSITION.get(probe, len(_PROBE_POSITION)), probe)
 
 
-def embed_figure(fig: Figure, run_dir: Path, name: str, alt: str) -> str:
-    """Save `fig` as ``run_dir/figures/<name>.png`` and ``.svg`` and return an ``<img>`` tag.
+def embed_figure(fig: Figure, fig_dir: str | Path, name: str, alt: str) -> str:
+    """Save `fig` as ``fig_dir/<name>.png`` and ``.svg`` and return an ``<img>`` tag.
 
     Both files are written atomically. The returned tag embeds the same PNG bytes as a base64
     data URI, so the HTML needs no other file. The figure is cleared afterwards to free it.
 
     Args:
         fig: the figure; not usable after this call.
-        run_dir: the run directory; ``figures/`` is created inside it if needed.
+        fig_dir: where the files go, created if needed: a run's ``RunFiles.figures``, or the
+            ``figures/`` folder beside a comparison page.
         name: file stem, usually the section anchor.
         alt: alternative text (plain text; escaped here).
     """
@@ -61,7 +66,7 @@ def embed_figure(fig: Figure, run_dir: Path, name: str, alt: str) -> str:
         fig.savefig(svg, format="svg", metadata=_SVG_META)
     finally:
         fig.clear()
-    fig_dir = Path(run_dir) / "figures"
+    fig_dir = Path(fig_dir)
     atomic_write_bytes(fig_dir / f"{name}.png", png.getvalue())
     atomic_write_bytes(fig_dir / f"{name}.svg", svg.getvalue())
     data = base64.b64encode(png.getvalue()).decode("ascii")
@@ -96,7 +101,7 @@ def loss_figure(record: RunRecord) -> Figure | None:
         ax, ax_lr = fig.subplots(1, 1), None
     for i, (label, total, steps, values) in enumerate(curves):
         ax.plot(
-            steps, values, label=_mpl_text(label),
+            steps, values, label=mpl_text(label),
             color="black" if total else f"C{i}", linewidth=2.0 if total else 1.3,
             zorder=3 if total else 2,
         )
@@ -143,12 +148,12 @@ def probe_figure(record: RunRecord) -> Figure | None:
         linestyle, marker = style[feat]
         ax.plot(
             steps[order] + 1, 100 * acc[order], linestyle=linestyle, marker=marker,
-            markersize=4, color=color[probe], label=_mpl_text(f"{feat} · {probe_name(probe)}"),
+            markersize=4, color=color[probe], label=mpl_text(f"{feat} · {probe_name(probe)}"),
         )
     for probe, acc in _pixel_baselines(record).items():
         ax.axhline(
             100 * acc, linestyle="--", linewidth=1.2, alpha=0.8,
-            color=color.get(probe, "C7"), label=_mpl_text(f"raw pixels · {probe_name(probe)}"),
+            color=color.get(probe, "C7"), label=mpl_text(f"raw pixels · {probe_name(probe)}"),
         )
     style_step_axis(ax, "test accuracy (%)")
     return fig
@@ -185,11 +190,17 @@ def _has_values(record: RunRecord, key: str, rows: str = "train") -> bool:
     return bool(np.isfinite(record.series(key, rows=rows)[1]).any())
 
 
-def _mpl_text(label: str) -> str:
-    """Make a metric name safe as a matplotlib label.
+def mpl_text(label: str) -> str:
+    """Make a metric name, class name or run name safe as a matplotlib label.
 
     ``$`` would switch on mathtext (and can raise on odd input); a leading ``_`` hides the
     entry from the legend.
+
+    Args:
+        label: plain text.
+
+    Returns:
+        `label` with ``$`` escaped and, if it starts with ``_``, a leading space.
     """
     label = label.replace("$", r"\$")
     return " " + label if label.startswith("_") else label

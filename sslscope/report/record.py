@@ -73,20 +73,26 @@ class RunRecord:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise UserError(f"Run directory {run_dir} does not exist; pass the folder a run wrote.")
-        config = _read_json_object(run_dir / "config.json", required=True)
+        files = RunFiles(run_dir)
+        config = _read_json_object(files.config, required=True)
         assert config is not None  # required=True raises instead of returning None
         rows: list[dict[str, Any]] = []
-        if (run_dir / "metrics.jsonl").is_file():
-            rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if isinstance(r, dict)]
+        if files.metrics.is_file():
+            rows = [r for r in read_jsonl(files.metrics) if isinstance(r, dict)]
         is_eval = [any(str(k).startswith(EVAL_PREFIX) for k in r) for r in rows]
         return cls(
             run_dir=run_dir,
             config=config,
             train_rows=[r for r, e in zip(rows, is_eval, strict=True) if not e],
             eval_rows=[r for r, e in zip(rows, is_eval, strict=True) if e],
-            evaluation=_read_json_object(run_dir / "evaluation.json", required=False),
-            run_info=_read_json_object(run_dir / "run.json", required=False),
+            evaluation=_read_json_object(files.evaluation, required=False),
+            run_info=_read_json_object(files.run_info, required=False),
         )
+
+    @property
+    def files(self) -> RunFiles:
+        """Where each file of the run directory lives (figures, report, config, …)."""
+        return RunFiles(self.run_dir)
 
     def series(self, key: str, rows: str = "train") -> tuple[np.ndarray, np.ndarray]:
         """Return the values of one metric over steps.
@@ -126,7 +132,7 @@ class RunRecord:
     def embeddings(self) -> dict[str, Tensor] | None:
         """The final embeddings of ``arrays/final_embeddings.safetensors``, read on first use.
 
-        Keys (written by `sslscope.train.save_final_embeddings`): ``"test/h"`` (N_test, D_h),
+        Keys (written by `sslscope.operations.save_final_embeddings`): ``"test/h"`` (N_test, D_h),
         ``"test/z"`` (N_test, D_z), ``"test/y"`` (N_test,), and the same for ``"train/..."``
         (a prefix of at most 10,000 training images) plus ``"train/index"`` (N_train,), the
         positions of those images in the data set's train split. CPU tensors as saved.
@@ -138,7 +144,7 @@ class RunRecord:
         Raises:
             UserError: the file exists but is not a readable safetensors file.
         """
-        path = RunFiles(self.run_dir).embeddings
+        path = self.files.embeddings
         if not path.is_file():
             return None
         from safetensors import SafetensorError

@@ -23,11 +23,8 @@ from torch import Tensor
 
 from sslscope.errors import UserError
 from sslscope.instruments.spectrum import RANKME_EPS, effective_rank, eigenvalues, rankme
-
-# html.py lists these sections in SECTIONS, so it imports this module while loading; the
-# sections read `report_html.Section` only when they run, after html.py has finished loading.
-from sslscope.report import html as report_html
-from sslscope.report.figures import _mpl_text, embed_figure
+from sslscope.report.figures import embed_figure, mpl_text
+from sslscope.report.page import MISSING, Section, SectionFn, percent
 from sslscope.report.record import RunRecord
 
 FEATURES = ("h", "z")
@@ -40,7 +37,7 @@ LEGEND_MAX_CLASSES = 20  # above this, a colour bar of the class index replaces 
 MATCH, MISMATCH, QUERY = "#2e7d32", "#c62828", "black"
 
 
-def spectrum_section(record: RunRecord) -> report_html.Section | None:
+def spectrum_section(record: RunRecord) -> Section | None:
     """Covariance eigenvalues of the final test h and z, with effective rank and RankMe."""
     arrays = _arrays(record, "test/h", "test/z")
     if arrays is None:
@@ -69,7 +66,9 @@ def spectrum_section(record: RunRecord) -> report_html.Section | None:
         facts.append(f"{feat} (D = {lam.size}): effective rank {_num(erank)}, "
                      f"RankMe {_num(rank_me)}")
     n = arrays["test/h"].shape[0]
-    img = embed_figure(fig, record.run_dir, "spectrum", "eigenvalue spectra of the final h and z")
+    img = embed_figure(
+        fig, record.files.figures, "spectrum", "eigenvalue spectra of the final h and z"
+    )
     note = (
         f"Eigenvalues of the covariance (centred, divided by N − 1, float64) of the final "
         f"embeddings of the {n} test images, backbone output h (left) and projector output z "
@@ -80,12 +79,12 @@ def spectrum_section(record: RunRecord) -> report_html.Section | None:
         f"al., ICML 2023). Both range from 1 (one direction) to D (all directions used "
         f"equally); far below D means dimensional collapse."
     )
-    return report_html.Section(
+    return Section(
         "Spectrum of the final embeddings", f'{img}<p class="note">{note}</p>', "spectrum"
     )
 
 
-def embedding_map_section(record: RunRecord) -> report_html.Section | None:
+def embedding_map_section(record: RunRecord) -> Section | None:
     """2-D maps of the final test h and z coloured by class: PCA always, UMAP when installed."""
     arrays = _arrays(record, "test/h", "test/z", "test/y")
     if arrays is None:
@@ -97,14 +96,16 @@ def embedding_map_section(record: RunRecord) -> report_html.Section | None:
     for feat in FEATURES:
         coords, ratio = pca(arrays[f"test/{feat}"].numpy(), 2)
         panels.append((f"PCA of {feat}", coords))
-        ratios.append(f"{_pct(ratio[:2].sum())} % ({feat})")
+        ratios.append(f"{percent(ratio[:2].sum())} % ({feat})")
     umap_note = _add_umap_panels(panels, arrays)
     n = y.size
     drawn = np.arange(n)
     if n > MAP_MAX_POINTS:
         drawn = np.sort(np.random.default_rng(MAP_SEED).choice(n, MAP_MAX_POINTS, replace=False))
     fig = _scatter_figure(panels, y, drawn, names)
-    img = embed_figure(fig, record.run_dir, "embedding_map", "2-D maps of the final h and z")
+    img = embed_figure(
+        fig, record.files.figures, "embedding_map", "2-D maps of the final h and z"
+    )
     note = (
         f"The {n} test images' final backbone output h (left) and projector output z (right), "
         f"projected onto their first two principal components (PCA by numpy SVD of the "
@@ -114,12 +115,12 @@ def embedding_map_section(record: RunRecord) -> report_html.Section | None:
     if n > MAP_MAX_POINTS:
         note += (f" {MAP_MAX_POINTS} of the {n} points are drawn (a random subset, seed "
                  f"{MAP_SEED}); the projections used all of them.")
-    return report_html.Section(
+    return Section(
         "2-D maps of the embeddings", f'{img}<p class="note">{note}</p>', "embedding-map"
     )
 
 
-def neighbours_section(record: RunRecord) -> report_html.Section | None:
+def neighbours_section(record: RunRecord) -> Section | None:
     """For each class, one test image and its nearest training images by cosine similarity of h."""
     arrays = _arrays(record, "test/h", "test/y", "train/h", "train/y", "train/index")
     if arrays is None:
@@ -132,7 +133,7 @@ def neighbours_section(record: RunRecord) -> report_html.Section | None:
         name = escape(str(record.config.get("dataset")))
         reason = escape(str(err).rstrip("."))
         body = f'<p class="note">No neighbour grid: the {name} images are needed ({reason}).</p>'
-        return report_html.Section(title, body, anchor)
+        return Section(title, body, anchor)
 
     test_y, train_y = arrays["test/y"].long(), arrays["train/y"].long()
     classes = [c for c in range(int(test_y.max()) + 1) if bool((test_y == c).any())]
@@ -154,16 +155,21 @@ def neighbours_section(record: RunRecord) -> report_html.Section | None:
             matches += label == c
             colour = MATCH if label == c else MISMATCH
             _show_image(axes[row, j + 1], train_images[i], names[label], colour)
-    img = embed_figure(fig, record.run_dir, "neighbours", "nearest training images per class")
+    img = embed_figure(
+        fig, record.files.figures, "neighbours", "nearest training images per class"
+    )
     total = len(classes) * k
     note = (
         f"For each of the first {len(classes)} classes, the first test image of that class "
         f"(left, black border) and its {k} nearest training images by cosine similarity of the "
         f"backbone output h, nearest first, among the {train_y.numel()} training images saved "
         f"with the run. Green border and title: same class as the query; red: another class. "
-        f"{matches} of {total} neighbours ({_pct(matches / total)} %) share the query's class."
+        f"{matches} of {total} neighbours ({percent(matches / total)} %) share the query's class."
     )
-    return report_html.Section(title, f'{img}<p class="note">{note}</p>', anchor)
+    return Section(title, f'{img}<p class="note">{note}</p>', anchor)
+
+
+SECTIONS: list[SectionFn] = [spectrum_section, embedding_map_section, neighbours_section]
 
 
 def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +284,7 @@ def _scatter_figure(
         for c in present:
             pts = coords[drawn][y[drawn] == c]
             ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.75, color=colour[c], linewidths=0,
-                       label=_mpl_text(names[c]))
+                       label=mpl_text(names[c]))
         ax.set_title(title, fontsize="medium")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -306,7 +312,7 @@ def _show_image(ax: Any, image: Tensor, title: str, colour: str, bold: bool = Fa
     for spine in ax.spines.values():
         spine.set_edgecolor(colour)
         spine.set_linewidth(3.0 if not bold else 2.0)
-    ax.set_title(_mpl_text(title), fontsize=7, color=colour,
+    ax.set_title(mpl_text(title), fontsize=7, color=colour,
                  fontweight="bold" if bold else "normal", pad=2)
 
 
@@ -325,9 +331,6 @@ def _check_matches(data: Any, arrays: dict[str, Tensor]) -> None:
 
 
 def _num(value: float) -> str:
-    return f"{value:.1f}" if math.isfinite(value) else report_html.MISSING
+    return f"{value:.1f}" if math.isfinite(value) else MISSING
 
-
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.1f}" if math.isfinite(fraction) else report_html.MISSING
 
