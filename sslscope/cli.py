@@ -1,4 +1,4 @@
-"""The ``sslscope`` command line: train, eval, report, compare, export, study.
+"""The ``sslscope`` command line: train, eval, report, compare, export, study, icon-table.
 
 Every config field becomes a ``--flag`` generated from :class:`sslscope.config.Config`, so the
 help text is the field's own documentation and cannot drift from the code.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sslscope import config as config_lib
 from sslscope.errors import TrainingDiverged, UserError
+from sslscope.runs import RunFiles
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 # A fixed width keeps `--help` identical everywhere, so the README's copy can be checked.
@@ -28,14 +29,15 @@ def _flag(name: str) -> str:
 
 
 def _methods_epilog() -> str:
-    from sslscope.methods import METHODS
+    from sslscope.losses import METHODS
     from sslscope.presets import PRESETS
 
+    width = max(map(len, [*METHODS, *PRESETS]))
     lines = ["methods (--method):"]
-    lines += [f"  {name:<12} {spec.description}" for name, spec in METHODS.items()]
+    lines += [f"  {name:<{width}}  {method.description}" for name, method in METHODS.items()]
     lines += ["", "presets (--preset):"]
     for name, fn in PRESETS.items():
-        lines.append(f"  {name:<12} {(fn.__doc__ or '').strip().splitlines()[0]}")
+        lines.append(f"  {name:<{width}}  {(fn.__doc__ or '').strip().splitlines()[0]}")
     lines += [
         "",
         "examples:",
@@ -121,49 +123,57 @@ def _train(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.resume or args.run_dir or f"runs/{cfg.method}-{cfg.dataset}")
     if args.overwrite and run_dir.exists() and not args.resume:
-        if any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+        if any(run_dir.iterdir()) and not RunFiles(run_dir).config.is_file():
             raise UserError(f"refusing to overwrite {run_dir}: it is not a sslscope run directory")
         shutil.rmtree(run_dir)
     files = train(cfg, run_dir, resume=bool(args.resume), stop_at=args.stop_at,
                   progress=not args.no_progress)
-    _print_summary(files.root)
+    _report_and_summary(files)
     return 0
 
 
-def _require_run(path: str):
-    from sslscope.runs import RunFiles
-
+def _require_run(path: str) -> RunFiles:
     return RunFiles(Path(path)).require()
 
 
-def _print_summary(run_dir: Path) -> None:
+def _report_and_summary(files: RunFiles) -> None:
+    """Build the report of a finished run and print its final table; or say how to go on."""
     import json
 
-    evaluation = run_dir / "evaluation.json"
-    if not evaluation.is_file():
-        print(f"stopped; continue with: sslscope train --resume {run_dir}")
+    from sslscope.evaluate.suite import PROBES
+    from sslscope.report import build_report
+
+    if not files.evaluation.is_file():
+        if json.loads(files.run_info.read_text()).get("status") == "finished":
+            build_report(files.root)  # finished without labels: no table, but a report
+            print(f"report: {files.report}")
+        else:
+            print(f"stopped; continue with: sslscope train --resume {files.root}")
         return
-    rows = json.loads(evaluation.read_text())["rows"]
-    columns = {"linear": "linear", "knn": "kNN", "ncc": "NCC", "cluster": "k-means"}
-    print(f"\n{'test accuracy':<28}" + "".join(f" {name:>8}" for name in columns.values()))
+    build_report(files.root)
+    rows = json.loads(files.evaluation.read_text())["rows"]
+    widths = [max(8, len(name)) for name in PROBES.values()]
+    print(f"\n{'test accuracy':<28}" + "".join(
+        f" {name:>{w}}" for name, w in zip(PROBES.values(), widths, strict=True)))
     for row in rows:
-        values = [row.get(probe, {}).get("test_acc") for probe in columns]
+        values = [row.get(probe, {}).get("test_acc") for probe in PROBES]
         print(f"{row['name']:<28}" + "".join(
-            f" {100 * v:7.2f}%" if v is not None else "        —" for v in values))
-    print(f"\nreport: {run_dir / 'report.html'}")
+            f" {100 * v:{w - 1}.2f}%" if v is not None else " " + "—".rjust(w)
+            for v, w in zip(values, widths, strict=True)))
+    print(f"\nreport: {files.report}")
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from sslscope.train import evaluate_run
+    from sslscope.operations import evaluate_run
 
-    _require_run(args.run_dir)
-    evaluate_run(args.run_dir, device=args.device)
-    _print_summary(Path(args.run_dir))
+    files = _require_run(args.run_dir)
+    evaluate_run(files.root, device=args.device)
+    _report_and_summary(files)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sslscope.train import export_run
+    from sslscope.operations import export_run
 
     _require_run(args.run_dir)
     out = export_run(args.run_dir)
@@ -191,23 +201,24 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from sslscope.methods import METHODS
     from sslscope.studies import STUDIES
 
-    methods = args.methods.split(",") if args.methods else None
-    for name in methods or []:
-        if name not in METHODS:
-            raise UserError(f"unknown method '{name}'; choose from: {', '.join(METHODS)}")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise UserError(f"--seeds expects comma-separated integers, got '{args.seeds}'") from None
-    if args.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {args.steps}")
-    path = STUDIES[args.name](args.out, methods=methods, seeds=seeds, steps=args.steps,
-                              device=args.device, keep_runs=args.keep_runs)
-    print(path.read_text())
+    print(STUDIES[args.name].run(args).read_text())
     return 0
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    from sslscope.studies import STUDIES
+
+    p = sub.add_parser("study", help="run a study: several trainings, one summary",
+                       formatter_class=_FORMATTER,
+                       description="Run a study: its trainings are ordinary run directories, "
+                       "its summary goes into --out\nand is printed at the end. "
+                       "`sslscope study STUDY --help` lists a study's options.")
+    studies = p.add_subparsers(dest="name", required=True, metavar="STUDY")
+    for name, study in STUDIES.items():
+        study.add_arguments(studies.add_parser(name, help=study.help, formatter_class=_FORMATTER,
+                                               description=study.description))
 
 
 MAX_ICON_N = 2048  # the kernels are dense n × n float64 matrices: 32 MB each at this size
@@ -226,7 +237,7 @@ def _icon_table(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sslscope`` parser with its train, eval and report subcommands."""
+    """The ``sslscope`` parser: train, eval, report, compare, export, study and icon-table."""
     parser = argparse.ArgumentParser(
         prog="sslscope", formatter_class=_FORMATTER,
         description="Train joint-embedding self-supervised models and see how they learn.",
@@ -261,18 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "without pickle:\n  from sslscope.export import load_encoder\n"
                        "  encoder = load_encoder('RUN_DIR/export')   # h, z = encoder(x)")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p = sub.add_parser("study", help="run a study: several trainings, one summary table",
-                       formatter_class=_FORMATTER,
-                       description="methods: train every objective (or --methods) for each seed "
-                       "at the same budget\nand write OUT/results.md with linear-probe, kNN, "
-                       "NCC and k-means accuracy,\nmean ± std.")
-    p.add_argument("name", choices=["methods"], help="which study")
-    p.add_argument("--out", default="docs/results", help="output directory (default: %(default)s)")
-    p.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=500, help="steps per run (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
-    p.add_argument("--keep-runs", action="store_true", help="keep every run directory")
+    _add_study(sub)
     p = sub.add_parser("icon-table", help="check that named methods are I-Con instances",
                        formatter_class=_FORMATTER,
                        description="Compute SimCLR, SupCon, CLIP, cross-entropy, label smoothing, "
@@ -287,10 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def help_texts() -> dict[str, str]:
     """``--help`` of the command and of each subcommand, as the README's CLI reference shows."""
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return actions[0].choices if actions else {}
+
     parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     texts = {"sslscope": parser.format_help()}
-    texts.update({f"sslscope {name}": p.format_help() for name, p in subparsers.choices.items()})
+    for name, p in subparsers(parser).items():
+        texts[f"sslscope {name}"] = p.format_help()
+        texts.update({f"sslscope {name} {n}": q.format_help() for n, q in subparsers(p).items()})
     return texts
 
 

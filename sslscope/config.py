@@ -14,13 +14,16 @@ loss function's signature (``loss_kwargs`` only overrides them), augmentation pa
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslscope.data.download import DEFAULT_DATA_DIR
 from sslscope.errors import UserError
+from sslscope.evaluate.neighbours import knn_classify
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -36,7 +39,7 @@ class Config:
     # What to train.
     method: str = _opt("vicreg", "objective to train (methods are listed at the end)")
     loss_kwargs: dict = _opt({}, "overrides of the loss's keyword arguments (--loss KEY=VALUE)")
-    backbone: str = _opt("small_cnn", "backbone network")
+    backbone: str = _opt("small_cnn", "backbone network: a name, or name:ARGS such as res_lh:10,64")
     projector_dims: tuple = _opt(
         (512, 512, 512), "projector widths, hidden then output, comma-separated; empty: z = h"
     )
@@ -46,7 +49,7 @@ class Config:
     )
     # Data.
     dataset: str = _opt("digits", "data set")
-    data_dir: str = _opt("data", "where data sets are stored (not needed for digits)")
+    data_dir: str = _opt(DEFAULT_DATA_DIR, "where data sets are stored (not needed for digits)")
     augment: str = _opt("digits", "augmentation recipe for the views (sslscope.views.RECIPES)")
     n_views: int = _opt(2, "augmented views per image (nt_xent and MMCR take more than 2)")
     # Optimisation.
@@ -69,8 +72,16 @@ class Config:
         "step included; 0: the last step only"
     )
     probe_batch_size: int = _opt(0, "linear-probe mini-batch size; 0: full-batch L-BFGS")
-    knn_k: int = _opt(20, "neighbours for the weighted kNN classifier")
-    knn_temperature: float = _opt(0.1, "temperature of the kNN weights exp(cos / T)")
+    # The kNN defaults are read from knn_classify's signature, the one place they are written,
+    # so a run, its --help and a direct Python call cannot disagree.
+    knn_k: int = _opt(
+        inspect.signature(knn_classify).parameters["k"].default,
+        "neighbours for the weighted kNN classifier",
+    )
+    knn_temperature: float = _opt(
+        inspect.signature(knn_classify).parameters["temperature"].default,
+        "temperature of the kNN weights exp(cos / T)",
+    )
     # Bookkeeping.
     log_every: int = _opt(10, "write the loss and its terms to metrics.jsonl every N steps")
     checkpoint_every: int = _opt(500, "save a resumable checkpoint every N steps")
@@ -177,9 +188,8 @@ def load(path: str | Path) -> Config:
 def validate(cfg: Config) -> Config:
     """Check ranges and names; raise a one-sentence UserError for the first problem found."""
     from sslscope.data import DATASETS
-    from sslscope.losses import resolve_loss_kwargs
-    from sslscope.methods import METHODS
-    from sslscope.models import BACKBONES
+    from sslscope.losses import METHODS
+    from sslscope.models import check_backbone
     from sslscope.optim import OPTIMIZERS
     from sslscope.views import RECIPES
 
@@ -188,14 +198,14 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"unknown {name} '{value}'; choose one of: {', '.join(options)}")
 
     choose("method", cfg.method, METHODS)
-    choose("backbone", cfg.backbone, BACKBONES)
+    check_backbone(cfg.backbone)  # the name and its arguments, e.g. res_lh:10,250
     choose("dataset", cfg.dataset, DATASETS)
     choose("augment recipe", cfg.augment, RECIPES)
     choose("optimizer", cfg.optimizer, OPTIMIZERS)
-    spec = METHODS[cfg.method]
-    resolve_loss_kwargs(spec.loss, cfg.loss_kwargs)
-    if spec.views is not None and cfg.n_views != spec.views:
-        raise UserError(f"method '{cfg.method}' uses exactly {spec.views} views, got n_views="
+    method = METHODS[cfg.method]
+    method.resolve(cfg.loss_kwargs)
+    if method.views is not None and cfg.n_views != method.views:
+        raise UserError(f"method '{cfg.method}' uses exactly {method.views} views, got n_views="
                         f"{cfg.n_views}")
     checks = [
         (cfg.lr > 0, f"the learning rate must be positive, got {cfg.lr}"),

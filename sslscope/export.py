@@ -20,22 +20,28 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sslscope import __version__
+from sslscope import config as config_lib
 from sslscope.errors import UserError
 from sslscope.files import atomic_write, atomic_write_json
-from sslscope.models import CrossModalEncoder, build_backbone, build_encoder, split_modalities
+from sslscope.losses import get_method
+from sslscope.parts import build_model
 
 FORMAT = "sslscope-encoder-1"
 
 
-def describe(cfg: Any, input_shape: tuple[int, int, int], model: nn.Module) -> dict[str, Any]:
-    """The JSON description of an encoder built by :func:`sslscope.train.build_model`."""
+def describe(cfg: Any, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The JSON description of the encoder :func:`sslscope.parts.build_model` builds for ``cfg``.
+
+    ``method``, ``backbone`` and ``projector_dims`` are what the builder reads; the rest is for
+    people and other tools.
+    """
     return {
         "format": FORMAT,
         "sslscope_version": __version__,
         "backbone": cfg.backbone,
         "projector_dims": list(cfg.projector_dims),
         "input_shape": list(input_shape),
-        "cross_modal": isinstance(model, CrossModalEncoder),
+        "cross_modal": get_method(cfg.method).cross_modal,
         "method": cfg.method,
         "dataset": cfg.dataset,
         "outputs": "(h, z): backbone output and projector output",
@@ -52,21 +58,23 @@ def export_encoder(model: nn.Module, description: dict[str, Any], out_dir: str |
 
 
 def build_from_description(description: dict[str, Any]) -> nn.Module:
-    """An encoder with the described architecture (weights and normalisation still to load)."""
+    """An encoder with the described architecture (weights and normalisation still to load).
+
+    Built by the same :func:`sslscope.parts.build_model` as training, so every method's
+    architecture (SimSiam's BatchNorm-ended projector, one encoder per modality) comes back.
+    """
     if description.get("format") != FORMAT:
         raise UserError(f"not an sslscope encoder description (format {description.get('format')})")
-    c, h, w = description["input_shape"]
-    dims = tuple(description["projector_dims"])
-    if not description["cross_modal"]:
-        backbone = build_backbone(description["backbone"], (c, h, w))
-        return build_encoder(backbone, dims, [0.0] * c, [1.0] * c)
-    parts = split_modalities(torch.zeros(1, c, h, w))
-    encoders = [
-        build_encoder(build_backbone(description["backbone"], tuple(p.shape[1:])), dims,
-                      [0.0] * p.shape[1], [1.0] * p.shape[1])
-        for p in parts
-    ]
-    return CrossModalEncoder(*encoders)
+    try:
+        cfg = config_lib.replace(config_lib.Config(), method=description["method"],
+                                 backbone=description["backbone"],
+                                 projector_dims=description["projector_dims"])
+        shape = tuple(description["input_shape"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"the encoder description lacks or garbles the field {e}") from None
+    config_lib.validate(cfg)
+    with torch.random.fork_rng(devices=[]):  # the builder seeds; leave the caller's RNG alone
+        return build_model(cfg, shape)
 
 
 def load_encoder(path: str | Path) -> nn.Module:
@@ -75,6 +83,17 @@ def load_encoder(path: str | Path) -> nn.Module:
     description_file, weights = path / "encoder.json", path / "encoder.safetensors"
     if not description_file.is_file() or not weights.is_file():
         raise UserError(f"{path} has no encoder.json and encoder.safetensors; run sslscope export")
-    model = build_from_description(json.loads(description_file.read_text()))
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    try:
+        description = json.loads(description_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{description_file} is not valid JSON ({e})") from None
+    if not isinstance(description, dict):
+        raise UserError(f"{description_file} should hold a JSON object")
+    model = build_from_description(description)
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"{weights} does not match the architecture in {description_file} "
+                        f"({first})") from None
     return model.eval()

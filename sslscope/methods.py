@@ -1,18 +1,40 @@
-"""How each method is wired; numbers stay in the loss signatures.
+"""What a method is: one record per objective, holding its loss and how the loop wires it.
 
-``METHODS[name]`` says which loss a method uses, which pieces of model it needs (a predictor,
-an EMA target, one encoder per modality) and which model outputs the loss takes, in order. The
-training loop reads only these fields, so a new method is one entry here plus its loss in
-:data:`sslscope.losses.LOSSES`.
+A :class:`Method` says everything the rest of the code needs to know about an objective: its
+loss (a pure function, the paper's defaults in its signature), the split of that loss into
+weighted terms, an optional module that holds its state or learnable parameters, which pieces
+of model it needs (a predictor, an EMA target, one encoder per modality), how its inputs are
+picked from the networks' outputs, and the declared shape of every input. Each family's file in
+``sslscope/losses/`` ends with a list ``METHODS`` of its records, and
+:data:`sslscope.losses.METHODS` collects them; nothing else lists methods.
+
+Declared shapes (``Method.args``) map each positional parameter of the loss, in order, to a
+string of dimension symbols — ``N`` batch, ``K`` views per sample, ``D`` embedding width — with
+an optional leading role word:
+
+    "N D"          a batch of embeddings (the default role "batch": gathered across processes,
+                   differentiated)
+    "N K D"        a batch of stacked views
+    "state D D"    running state the method's module passes in (no gradient)
+    "parameter"    a learnable 0-d tensor the method's module passes in
+    "*more": "N D" a parameter written ``*more`` in the signature: any number of further inputs
+
+Tests and benchmarks build inputs from these declarations (:func:`example_inputs`), so a new
+objective is tested on the inputs it really takes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from sslscope.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -58,14 +80,57 @@ def predictions_and_embeddings(out: Outputs) -> tuple[Tensor, ...]:
     return out.p[0], out.p[1], out.z[0], out.z[1]
 
 
+ROLES = ("batch", "state", "parameter")
+SYMBOLS = ("N", "K", "D")
+
+
 @dataclass(frozen=True)
-class MethodSpec:
-    """How the loop wires a method.
+class Arg:
+    """One positional input of a loss, parsed from its declaration in ``Method.args``.
 
     Attributes:
-        loss: key into :data:`sslscope.losses.LOSSES`.
+        name: the loss's parameter name (without the ``*`` of a variadic one).
+        dims: dimension symbols, e.g. ("N", "K", "D"); () for a 0-d tensor.
+        role: "batch", "state" or "parameter" (see the module docstring).
+        repeated: the parameter is ``*name``: zero or more further inputs of this shape.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    role: str = "batch"
+    repeated: bool = False
+
+
+def parse_args(args: Mapping[str, str]) -> tuple[Arg, ...]:
+    """Parse ``Method.args`` declarations; a malformed one is a ValueError naming it."""
+    parsed = []
+    for key, declaration in args.items():
+        words = declaration.split()
+        role = words.pop(0) if words and words[0] in ROLES else "batch"
+        if any(w not in SYMBOLS for w in words) or (role == "batch") != (words[:1] == ["N"]):
+            raise ValueError(f"input '{key}': bad shape '{declaration}'; a batch starts with N, "
+                             f"state and parameters do not, and the symbols are {SYMBOLS}")
+        parsed.append(Arg(key.lstrip("*"), tuple(words), role, key.startswith("*")))
+    return tuple(parsed)
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one objective is computed and wired.
+
+    Attributes:
+        name: the registry key and ``--method`` value.
         description: one line for ``--help``.
-        inputs: picks the loss's positional inputs from the :class:`Outputs`.
+        loss: pure function returning the scalar loss (or ``(loss, new_state)`` for a step of a
+            loss with running state); hyper-parameters keyword-only, defaults in the signature.
+        terms: same inputs, every keyword argument required; returns the weighted terms, a dict
+            of scalars that sum to the loss. The loop minimises that sum and logs the terms
+            (state losses return ``(terms, new_state)``).
+        args: declared shape of each positional input of ``loss``, in order (module docstring).
+        inputs: picks the batch inputs, in order, from the networks' :class:`Outputs`.
+        module: ``module(dim, **kwargs)`` builds the ``nn.Module`` that holds the method's state
+            in registered buffers or its learnable parameters; it has ``terms(*batch_inputs)``
+            and, if needed, ``after_optimizer_step()``. None for a pure loss.
         views: the number of views the method takes; None for any number ≥ 2.
         predictor: an MLP q maps z to p (BYOL, SimSiam).
         target: "ema" adds a target network, an exponential moving average of the online one.
@@ -77,9 +142,13 @@ class MethodSpec:
             it (SimSiam: facebookresearch/simsiam, simsiam/builder.py, "output layer").
     """
 
-    loss: str
+    name: str
     description: str
+    loss: Callable[..., Any]
+    terms: Callable[..., Any]
+    args: Mapping[str, str] = field(default_factory=lambda: {"z_a": "N D", "z_b": "N D"})
     inputs: Callable[[Outputs], tuple[Tensor, ...]] = all_views
+    module: Callable[..., nn.Module] | None = None
     views: int | None = 2
     predictor: bool = False
     target: str = "none"
@@ -87,29 +156,112 @@ class MethodSpec:
     cross_modal: bool = False
     projector_last_bn: bool = False
 
+    @property
+    def arguments(self) -> tuple[Arg, ...]:
+        """The parsed :attr:`args`."""
+        return parse_args(self.args)
 
-METHODS: dict[str, MethodSpec] = {
-    "vicreg": MethodSpec("vicreg", "VICReg: variance, invariance, covariance (Bardes et al. 2022)"),
-    "nt_xent": MethodSpec(
-        "nt_xent", "SimCLR's NT-Xent; multi-positive for V > 2 (Chen et al. 2020)", views=None),
-    "barlow_twins": MethodSpec("barlow_twins", "Barlow Twins, official form (Zbontar et al. 2021)"),
-    "barlow_twins_linear": MethodSpec(
-        "barlow_twins_linear", "Barlow Twins as in the stepwise theory: λ=1, no BN (Simon 2023)"),
-    "tico": MethodSpec("tico", "TiCo: invariance + EMA covariance contrast (Zhu et al. 2022)"),
-    "vicreg_tico": MethodSpec("vicreg_tico", "VICReg with TiCo's EMA covariance term (seed 003)"),
-    "mmcr": MethodSpec("mmcr", "MMCR: centroid nuclear norm over K views (Yerxa et al. 2023)",
-                       inputs=stacked_views, views=None),
-    "mmcr_momentum": MethodSpec(
-        "mmcr_momentum", "MMCR with a momentum target network (Yerxa et al. 2023, ImageNet)",
-        inputs=stacked_online_and_target, views=None, target="ema", ema_schedule="constant"),
-    "byol": MethodSpec("byol", "BYOL: predictor + EMA target (Grill et al. 2020)",
-                       inputs=predictions_and_targets, predictor=True, target="ema"),
-    "simsiam": MethodSpec("simsiam", "SimSiam: predictor + stop-gradient (Chen & He 2021)",
-                          inputs=predictions_and_embeddings, predictor=True,
-                          projector_last_bn=True),
-    "clip": MethodSpec("clip", "CLIP's symmetric InfoNCE across two modalities (Radford 2021)",
-                       cross_modal=True),
-    "mmcr_multimodal": MethodSpec(
-        "mmcr_multimodal", "MMCR on the centroid of two modalities (Schaeffer et al. 2024)",
-        cross_modal=True),
-}
+    def check(self) -> Method:
+        """Raise a ValueError unless the record is consistent with its loss's signature."""
+        declared = [("*" if a.repeated else "") + a.name for a in self.arguments]
+        params = inspect.signature(self.loss).parameters.values()
+        positional = [("*" if p.kind is p.VAR_POSITIONAL else "") + p.name for p in params
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        if declared != positional:
+            raise ValueError(f"method '{self.name}': args declares {declared}, but the loss "
+                             f"takes {positional}")
+        held = [a.name for a in self.arguments if a.role != "batch"]
+        if held and self.module is None:
+            raise ValueError(f"method '{self.name}': inputs {held} need a module to hold them")
+        if self.target not in ("none", "ema") or self.ema_schedule not in ("cosine", "constant"):
+            raise ValueError(f"method '{self.name}': target must be none or ema, ema_schedule "
+                             "cosine or constant")
+        return self
+
+    def defaults(self) -> dict[str, Any]:
+        """Keyword-only hyper-parameters of the loss (or of its module) and their defaults."""
+        found = _keyword_only(self.loss)
+        if self.module is not None and not found:
+            found = _keyword_only(self.module)  # a learnable loss: options on the module (CLIP τ₀)
+        return found
+
+    def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The defaults updated with ``overrides``; unknown keys or wrong types are a UserError."""
+        kwargs = self.defaults()
+        for key, value in overrides.items():
+            if key not in kwargs:
+                known = ", ".join(sorted(kwargs)) or "none"
+                raise UserError(f"loss '{self.name}' has no option '{key}'; its options are: "
+                                f"{known}")
+            default = kwargs[key]
+            if isinstance(default, float) and type(value) is int:
+                value = float(value)
+            if default is not None and type(value) is not type(default):
+                raise UserError(
+                    f"loss option '{key}' must be a {type(default).__name__}, got {value!r}"
+                )
+            kwargs[key] = value
+        return kwargs
+
+    def objective(
+        self, kwargs: Mapping[str, Any], dim: int
+    ) -> tuple[Callable[..., dict[str, Tensor]], nn.Module | None]:
+        """The callable the loop minimises (batch inputs → weighted terms), and its module.
+
+        Args:
+            kwargs: complete keyword arguments, from :meth:`resolve`.
+            dim: embedding dimension D, to size a module's state.
+
+        Returns:
+            ``(terms_fn, module)``: ``module`` is None for a pure loss; otherwise it holds state
+            or parameters that are checkpointed (and optimised, if it has parameters).
+        """
+        if self.module is not None:
+            module = self.module(dim, **kwargs)
+            return module.terms, module
+        return partial(self.terms, **kwargs), None
+
+
+def _keyword_only(fn: Callable[..., Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def example_inputs(
+    method: Method,
+    *,
+    sizes: Mapping[str, int] | None = None,
+    extra_views: int = 1,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+) -> list[Tensor]:
+    """Seeded random inputs of the declared shapes, for tests and benchmarks of ``method.loss``.
+
+    Batch inputs are standard normal and require grad; square state is a symmetric positive
+    semi-definite A Aᵀ / D without grad (a running covariance); a parameter is the 0-d 1.3 with
+    grad (any finite value is valid).
+
+    Args:
+        method: the record whose ``args`` give the shapes.
+        sizes: values of the symbols; default N = 5, K = 3, D = 4.
+        extra_views: how many inputs a repeated ``*name`` argument gets.
+        dtype: of every tensor.
+        seed: of the generator; inputs are drawn in declaration order.
+
+    Returns:
+        Positional inputs for ``method.loss``.
+    """
+    size = {"N": 5, "K": 3, "D": 4, **(sizes or {})}
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for arg in method.arguments:
+        shape = tuple(size[s] for s in arg.dims)
+        for _ in range(extra_views if arg.repeated else 1):
+            if arg.role == "state":
+                a = torch.randn(shape, generator=g, dtype=dtype)
+                out.append(a @ a.T / shape[-1] if len(shape) == 2 and shape[0] == shape[1] else a)
+            elif arg.role == "parameter":
+                out.append(torch.full(shape, 1.3, dtype=dtype, requires_grad=True))
+            else:
+                out.append(torch.randn(shape, generator=g, dtype=dtype).requires_grad_())
+    return out

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from sslscope import config as config_lib
+from sslscope.checkpoint import load_checkpoint
 from sslscope.errors import UserError
-from sslscope.files import atomic_write_json
+from sslscope.files import atomic_write_json, read_jsonl, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,47 @@ def update_run_info(files: RunFiles, **fields: Any) -> None:
             info = {}
     info.update(fields)
     atomic_write_json(files.run_info, info)
+
+
+def start_run(
+    files: RunFiles,
+    cfg: config_lib.Config,
+    modules: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    *,
+    resume: bool,
+    device: torch.device,
+    loss_kwargs: dict[str, Any],
+) -> tuple[int, float]:
+    """Prepare the run directory for training and return (first step, seconds already trained).
+
+    A fresh run needs the directory absent or empty and writes config.json and run.json. A
+    resumed one needs the same config, restores ``modules``, ``optimizer`` and the RNG from the
+    checkpoint (if one was written), and drops the metrics rows logged after it: they are
+    redone, and none may appear twice.
+    """
+    start, elapsed = 0, 0.0
+    if resume:
+        saved = files.require().load_config()
+        if saved != cfg:
+            raise UserError(f"the config differs from {files.config}; resume with it unchanged")
+        if files.checkpoint.is_file():
+            info = load_checkpoint(files.checkpoint, modules, optimizer)
+            start, elapsed = info["step"], info["elapsed"]
+        # The evaluation row of the checkpoint step comes after its training row: it is redone.
+        keep = [r for r in read_jsonl(files.metrics) if r["step"] < start
+                or (r["step"] == start and "train/loss" in r)] if files.metrics.is_file() else []
+        write_jsonl(files.metrics, keep)
+    else:
+        if files.root.exists() and any(files.root.iterdir()):
+            raise UserError(
+                f"run directory {files.root} is not empty; pass --resume or --overwrite"
+            )
+        files.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(files.config, config_lib.to_dict(cfg))
+        update_run_info(files, **environment(device), loss_kwargs=loss_kwargs, started=now())
+    update_run_info(files, status="running", finished=None)
+    return start, elapsed
 
 
 def evaluation_table(

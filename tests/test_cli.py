@@ -129,6 +129,7 @@ def test_icon_table_rejects_sizes_outside_its_range(capsys, n):
     assert code == 2 and "--n must be between 4 and 2048" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_study_methods_writes_a_table(capsys, tmp_path):
     code, out, err = run_cli(capsys, "study", "methods", "--out", str(tmp_path), "--methods",
                              "vicreg,byol", "--seeds", "0", "--steps", "4", "--device", "cpu")
@@ -145,6 +146,7 @@ def test_study_table_cells_are_the_runs_test_accuracies(capsys, tmp_path):
                            "vicreg", "--seeds", "0", "--steps", "3", "--device", "cpu",
                            "--keep-runs")
     assert code == 0, err
+    assert (tmp_path / "runs" / "vicreg-seed0" / "report.html").is_file()  # kept: as train does
     table = (tmp_path / "results.md").read_text()
     assert "| method | linear probe | kNN | NCC | k-means | wall s / run |" in table
     rows = json.loads(next((tmp_path / "runs").glob("vicreg-seed0*/evaluation.json")).read_text())

@@ -1,8 +1,9 @@
 """Two processes on gloo (CPU) give the loss and gradients of one process on the whole batch.
 
 Target asserted: equality with single-process training on the concatenated global batch, for
-the loss value and for the gradient of a shared linear encoder, for every objective in LOSSES.
-The encoder gradient is averaged over ranks as DistributedDataParallel does.
+the loss value and for the gradient of a shared linear encoder, for every method in METHODS, on
+inputs of the shapes each method declares. The encoder gradient is averaged over ranks as
+DistributedDataParallel does.
 """
 
 import json
@@ -13,28 +14,25 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sslscope.distributed import average_gradients, gather
-from sslscope.losses import LOSSES, resolve_loss_kwargs
-from tests.test_losses_contract import accepted, positional_names, scalar
+from sslscope.losses import METHODS, resolve_loss_kwargs
+from sslscope.methods import example_inputs
+from tests.test_losses_contract import accepted, scalar
 
 WORLD, N_LOCAL, K, D_IN, D = 2, 3, 3, 6, 4  # odd local batch on purpose
-BATCH_INPUTS = {"z_a", "z_b", "p_a", "p_b", "t_a", "t_b", "z", "z_online", "z_target"}
 
 
 def global_problem(name):
-    """Seeded encoder weights and global inputs, identical on every rank."""
-    g = torch.Generator().manual_seed(7)
-    weight = torch.randn(D, D_IN, generator=g, dtype=torch.float64)
-    inputs = {}
-    for arg in positional_names(LOSSES[name]):
-        if arg in ("z", "z_online", "z_target"):
-            inputs[arg] = torch.randn(WORLD * N_LOCAL, K, D_IN, generator=g, dtype=torch.float64)
-        elif arg in BATCH_INPUTS:
-            inputs[arg] = torch.randn(WORLD * N_LOCAL, D_IN, generator=g, dtype=torch.float64)
-        elif arg == "cov_prev":
-            a = torch.randn(D, D, generator=g, dtype=torch.float64)
-            inputs[arg] = a @ a.T / D
-        else:  # logit_scale
-            inputs[arg] = torch.tensor(1.1, dtype=torch.float64)
+    """Seeded encoder weights and global inputs of the declared shapes, identical on every rank.
+
+    Batch inputs are D_IN-wide pixels that a shared linear encoder maps to D; state and
+    parameters are D-sized, as the loss's module would pass them.
+    """
+    weight = torch.randn(D, D_IN, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    method = METHODS[name]
+    pixels = example_inputs(method, sizes={"N": WORLD * N_LOCAL, "K": K, "D": D_IN}, seed=8)
+    held = example_inputs(method, sizes={"N": 1, "K": K, "D": D}, seed=9)
+    inputs = [(a.role, x if a.role == "batch" else y.detach())
+              for a, x, y in zip(method.arguments, pixels, held, strict=True)]
     return weight, inputs
 
 
@@ -43,14 +41,15 @@ def loss_and_grad(name, rank=None):
     weight, inputs = global_problem(name)
     encoder = torch.nn.Parameter(weight.clone())
     args = []
-    for arg, x in inputs.items():
-        if arg in BATCH_INPUTS:
+    for role, x in inputs:
+        if role == "batch":
+            x = x.detach()
             if rank is not None:
                 x = x[rank * N_LOCAL : (rank + 1) * N_LOCAL]
             x = gather(x @ encoder.T)
         args.append(x)
-    kwargs = accepted(LOSSES[name], resolve_loss_kwargs(name, {}))
-    loss = scalar(LOSSES[name](*args, **kwargs))
+    loss_fn = METHODS[name].loss
+    loss = scalar(loss_fn(*args, **accepted(loss_fn, resolve_loss_kwargs(name, {}))))
     loss.backward()
     average_gradients([encoder])
     return loss.item(), encoder.grad
@@ -60,7 +59,7 @@ def worker(rank, init_file, out_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=WORLD)
     results = {}
-    for name in sorted(LOSSES):
+    for name in METHODS:
         loss, grad = loss_and_grad(name, rank)
         results[name] = {"loss": loss, "grad": grad.flatten().tolist()}
     # Both ranks leave together: a rank that tears gloo down while the other is still in a
@@ -79,7 +78,7 @@ def two_process_results(tmp_path_factory):
     return json.loads((tmp / "out.json").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_two_processes_equal_one_process_on_the_global_batch(two_process_results, name):
     loss, grad = loss_and_grad(name)
     got = two_process_results[name]

@@ -12,7 +12,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from sslscope.evaluate import (
-    LinearProbeResult,
     class_means,
     knn_accuracy,
     knn_classify,
@@ -20,7 +19,7 @@ from sslscope.evaluate import (
     ncc_accuracy,
     ncc_predict,
 )
-from sslscope.evaluate.probes import _fit_lbfgs, _stratified_split
+from sslscope.evaluate.probes import _fit_lbfgs
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -105,15 +104,12 @@ def test_search_picks_the_best_validation_accuracy(digits):
     assert alone[searched.weight_decay] == searched.val_acc
 
 
-def test_stratified_split_is_seeded_and_stratified():
-    y = torch.arange(103) % 4
-    fit_a, val_a = _stratified_split(y, 0.2, seed=5)
-    fit_b, val_b = _stratified_split(y, 0.2, seed=5)
-    assert torch.equal(val_a, val_b) and torch.equal(fit_a, fit_b)
-    assert not torch.equal(val_a, _stratified_split(y, 0.2, seed=6)[1])
-    assert sorted(torch.cat([fit_a, val_a]).tolist()) == list(range(103))
-    # classes of 26, 26, 26, 25 members: round(0.2 n) = 5 each
-    assert torch.bincount(y[val_a]).tolist() == [5, 5, 5, 5]
+def test_probe_needs_a_validation_sample():
+    # The split's properties are tested in test_splits.py; an empty validation part is the
+    # probe's error: 0.1 of 4 rounds to 0 in each class.
+    x, y = torch.randn(8, 3), torch.arange(8) % 2
+    with pytest.raises(ValueError, match="leaves no validation sample"):
+        linear_probe(x, y, x, y, val_fraction=0.1)
 
 
 @pytest.mark.parametrize("batch_size", [None, 64])
@@ -139,14 +135,22 @@ def test_mini_batch_close_to_full_batch():
     assert abs(mini.test_acc - full.test_acc) <= 0.02
 
 
-def test_linear_probe_result_as_dict():
-    r = LinearProbeResult(test_acc=0.5, train_acc=0.75, val_acc=0.25, weight_decay=1e-3)
-    assert r.as_dict() == {
-        "test_acc": 0.5,
-        "train_acc": 0.75,
-        "val_acc": 0.25,
-        "weight_decay": 1e-3,
+def test_the_suite_reports_each_probe_under_the_probe_vocabulary():
+    # The suite's keys are "<probe>/<metric>" with every probe of PROBES, and its numbers are the
+    # probes' own: the linear fields are linear_probe's, the kNN accuracy is knn_accuracy's.
+    from sslscope.evaluate.suite import PROBES, ProbeSettings, probe_features
+
+    x, y = gaussian_classes(120, 3, 5, sep=2.0, seed=11)
+    settings = ProbeSettings(knn_k=5, knn_temperature=0.2, probe_batch_size=0, seed=3)
+    out = probe_features(x[:80], y[:80], x[80:], y[80:], settings)
+    assert {key.split("/")[0] for key in out} == set(PROBES)
+    linear = linear_probe(x[:80], y[:80], x[80:], y[80:], seed=3)
+    assert {k: out[f"linear/{k}"] for k in linear.as_dict()} == {
+        "test_acc": linear.test_acc, "train_acc": linear.train_acc,
+        "val_acc": linear.val_acc, "weight_decay": linear.weight_decay,
     }
+    assert out["knn/test_acc"] == knn_accuracy(x[:80], y[:80], x[80:], y[80:], k=5,
+                                               temperature=0.2)
 
 
 def test_linear_probe_rejects_bad_input():

@@ -127,7 +127,7 @@ def test_resolve_loss_kwargs_fills_defaults_and_rejects_unknown_keys():
         resolve_loss_kwargs("vicreg", {"lambda": 1.0})
     with pytest.raises(UserError, match="must be a float"):
         resolve_loss_kwargs("nt_xent", {"temperature": "hot"})
-    with pytest.raises(UserError, match="unknown loss"):
+    with pytest.raises(UserError, match="unknown method .nope.; choose one of: vicreg"):
         resolve_loss_kwargs("nope", {})
 
 

@@ -1,8 +1,8 @@
-"""The contract every registered objective keeps, parametrised over LOSSES (timm's pattern).
+"""The contract every registered method keeps, parametrised over METHODS (timm's pattern).
 
-Inputs are built from the loss's positional parameter names, which say what each input is:
-z_a/z_b/p_a/p_b/t_a/t_b are (N, D) views; z/z_online/z_target are (N, K, D) stacked views;
-cov_prev is a (D, D) running state; logit_scale is a learnable scalar.
+Inputs come from each method's declared shapes (``Method.args``, built by
+:func:`sslscope.methods.example_inputs`), never guessed from argument names: a record whose
+declaration disagrees with its loss's signature does not register.
 """
 
 import inspect
@@ -10,30 +10,10 @@ import inspect
 import pytest
 import torch
 
-from sslscope.losses import LOSS_MODULES, LOSS_TERMS, LOSSES, resolve_loss_kwargs
-from sslscope.methods import METHODS
+from sslscope.losses import LOSSES, METHODS, register, resolve_loss_kwargs
+from sslscope.methods import Method, example_inputs, parse_args
 
-
-def positional_names(fn):
-    params = inspect.signature(fn).parameters.values()
-    return [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-
-
-def make_inputs(fn, n=5, k=3, d=4, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    inputs = []
-    for name in positional_names(fn):
-        if name in ("z", "z_online", "z_target"):
-            x = torch.randn(n, k, d, generator=g, dtype=dtype)
-        elif name == "cov_prev":
-            a = torch.randn(d, d, generator=g, dtype=dtype)
-            x = a @ a.T / d
-        elif name == "logit_scale":
-            x = torch.tensor(1.3, dtype=dtype)
-        else:
-            x = torch.randn(n, d, generator=g, dtype=dtype)
-        inputs.append(x.requires_grad_(name != "cov_prev"))
-    return inputs
+STATEFUL = sorted(name for name, m in METHODS.items() if m.module is not None)
 
 
 def accepted(fn, kwargs):
@@ -46,16 +26,17 @@ def scalar(result):
     return result[0] if isinstance(result, tuple) else result
 
 
-def test_every_method_has_a_registered_loss_and_every_loss_a_method():
-    assert {spec.loss for spec in METHODS.values()} == set(LOSSES)
-    assert set(LOSS_TERMS) == set(LOSSES) and set(LOSS_MODULES) <= set(LOSSES)
+def test_losses_is_derived_from_methods():
+    assert list(LOSSES) == list(METHODS)
+    assert all(LOSSES[name] is m.loss for name, m in METHODS.items())
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_contract(name):
-    fn = LOSSES[name]
-    kwargs = accepted(LOSS_TERMS[name], resolve_loss_kwargs(name, {}))
-    inputs = make_inputs(fn)
+    method = METHODS[name]
+    fn = method.loss
+    kwargs = accepted(method.terms, resolve_loss_kwargs(name, {}))
+    inputs = example_inputs(method)
     before = [x.detach().clone() for x in inputs]
     loss = scalar(fn(*inputs))
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -65,31 +46,30 @@ def test_contract(name):
     for x, b in zip(inputs, before, strict=True):
         assert torch.equal(x.detach(), b), "an input was modified in place"
     assert torch.equal(scalar(fn(*inputs)), loss.detach()), "not deterministic"
-    terms = LOSS_TERMS[name](*inputs, **kwargs)
-    terms = terms[0] if isinstance(terms, tuple) else terms
+    terms = scalar(method.terms(*inputs, **kwargs))
     assert terms and torch.allclose(sum(terms.values()), loss, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_bad_shapes_are_a_value_error(name):
-    fn = LOSSES[name]
-    inputs = make_inputs(fn)
-    broken = list(inputs)
-    if len(broken) == 1 or broken[1].ndim == 0:
-        broken[0] = broken[0][:, 0]  # a stacked (N, K, D) input given as (N, D)
+    method = METHODS[name]
+    inputs = example_inputs(method)
+    batch = [i for i, a in enumerate(method.arguments) if a.role == "batch"]
+    if len(batch) == 1:
+        inputs[0] = inputs[0][:, 0]  # a stacked (N, K, D) input given as (N, D)
     else:
-        broken[1] = broken[1][:, :-1]  # second input with a different D
+        inputs[batch[1]] = inputs[batch[1]][..., :-1]  # second input with a different D
     with pytest.raises(ValueError):
-        fn(*broken)
+        method.loss(*inputs)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", list(METHODS))
 def test_gradcheck(name):
+    method = METHODS[name]
     overrides = {"beta": 1.0} if "beta" in resolve_loss_kwargs(name, {}) else {}
-    fn = LOSSES[name]
-    kwargs = accepted(fn, resolve_loss_kwargs(name, overrides))  # beta=1: nothing detached
-    inputs = make_inputs(fn, n=4, k=2, d=3, seed=1)
-    scalar(fn(*inputs, **kwargs)).backward()
+    kwargs = accepted(method.loss, resolve_loss_kwargs(name, overrides))  # beta=1: no detach
+    inputs = example_inputs(method, sizes={"N": 4, "K": 2, "D": 3}, seed=1)
+    scalar(method.loss(*inputs, **kwargs)).backward()
     # Stop-gradient inputs (BYOL's targets, SimSiam's z) are held fixed: their analytic
     # gradient is zero by the method's definition, and the test above checks that.
     varied = [i for i, x in enumerate(inputs) if x.grad is not None]
@@ -98,20 +78,57 @@ def test_gradcheck(name):
         full = [x.detach() for x in inputs]
         for i, x in zip(varied, xs, strict=True):
             full[i] = x
-        return scalar(fn(*full, **kwargs))
+        return scalar(method.loss(*full, **kwargs))
 
     points = tuple(inputs[i].detach().requires_grad_() for i in varied)
     assert torch.autograd.gradcheck(loss_of, points)
 
 
-@pytest.mark.parametrize("name", sorted(LOSS_MODULES))
+@pytest.mark.parametrize("name", STATEFUL)
 def test_loss_modules_round_trip_their_state(name):
+    method = METHODS[name]
     kwargs = resolve_loss_kwargs(name, {})
-    module = LOSS_MODULES[name](4, **kwargs).double()
-    z_a, z_b = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
-    first = module(z_a, z_b)
-    copy = LOSS_MODULES[name](4, **kwargs).double()
+    batch = [x.detach() for x, a in zip(example_inputs(method, sizes={"N": 6}), method.arguments,
+                                         strict=True) if a.role == "batch"]
+    module = method.module(4, **kwargs).double()
+    first = module(*batch)
+    copy = method.module(4, **kwargs).double()
     copy.load_state_dict(module.state_dict())
-    assert torch.equal(copy(z_a, z_b), module(z_a, z_b))
-    terms = module.terms(z_a, z_b)
+    assert torch.equal(copy(*batch), module(*batch))
+    terms = module.terms(*batch)
     assert torch.isfinite(first) and set(terms) and all(torch.isfinite(v) for v in terms.values())
+
+
+@pytest.mark.parametrize("declaration", ["D", "N D X", "state N D", "parameter N"])
+def test_a_malformed_shape_declaration_is_refused(declaration):
+    with pytest.raises(ValueError, match="bad shape"):
+        parse_args({"z_a": declaration})
+
+
+def _two_view_loss(z_a, z_b, *, weight=1.0):
+    return weight * (z_a - z_b).pow(2).mean()
+
+
+def test_a_record_that_disagrees_with_its_loss_does_not_register():
+    wrong = Method("wrong_names", "", _two_view_loss, _two_view_loss, args={"p": "N D", "q": "N D"})
+    with pytest.raises(ValueError, match="args declares"):
+        register(wrong)
+    held = Method("no_module", "", _two_view_loss, _two_view_loss,
+                  args={"z_a": "N D", "z_b": "state D D"})
+    with pytest.raises(ValueError, match="need a module"):
+        register(held)
+    with pytest.raises(ValueError, match="already registered"):
+        register(METHODS["vicreg"])
+    assert "wrong_names" not in METHODS and "no_module" not in METHODS
+
+
+def test_example_inputs_follow_the_declaration():
+    z_a, z_b, cov = example_inputs(METHODS["tico"], sizes={"N": 7, "D": 3})
+    assert z_a.shape == z_b.shape == (7, 3) and z_a.requires_grad
+    assert cov.shape == (3, 3) and not cov.requires_grad
+    assert torch.allclose(cov, cov.T) and torch.linalg.eigvalsh(cov).min() >= -1e-12
+    (z,) = example_inputs(METHODS["mmcr"], sizes={"N": 2, "K": 5, "D": 3})
+    assert z.shape == (2, 5, 3)
+    assert len(example_inputs(METHODS["nt_xent"], extra_views=2)) == 4
+    *_, scale = example_inputs(METHODS["clip"])
+    assert scale.ndim == 0 and scale.requires_grad

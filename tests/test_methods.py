@@ -12,7 +12,7 @@ import pytest
 
 from sslscope.cli import main
 from sslscope.files import read_jsonl
-from sslscope.methods import METHODS
+from sslscope.losses import METHODS
 
 SHORT_RUN = ["--steps", "120", "--warmup-steps", "10", "--batch-size", "128",
              "--projector-dims", "256,256", "--predictor-hidden", "128",
@@ -23,6 +23,7 @@ VIEWS = {"mmcr": "4", "mmcr_momentum": "4", "nt_xent": "3"}  # exercise K > 2 wh
 CROSS_MODAL = ["--steps", "200", "--projector-dims", "256,64"]
 
 
+@pytest.mark.slow  # 15-25 s each; every method's few-step training runs in tests/test_export.py
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_trains_and_beats_random_init(method, tmp_path, capsys):
     run_dir = tmp_path / method
@@ -49,11 +50,11 @@ def test_only_simsiam_projector_ends_in_affine_free_batchnorm():
 
     from sslscope.config import Config
     from sslscope.data import load_digits
-    from sslscope.train import build_model
+    from sslscope.parts import build_model
 
     data = load_digits()
     for method in ("simsiam", "byol", "vicreg"):
-        projector = build_model(Config(method=method), data).projector
+        projector = build_model(Config(method=method), data.shape, data).projector
         last, before = projector[-1], projector[-2]
         if method == "simsiam":
             assert isinstance(last, nn.BatchNorm1d) and not last.affine

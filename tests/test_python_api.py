@@ -12,7 +12,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_python_example(tmp_path, monkeypatch, capsys):
     text = README.read_text()
     block = re.search(r"<!-- example:python-api -->\n```python\n(.*?)```", text, re.S).group(1)
-    assert len([line for line in block.splitlines() if line.strip()]) <= 12
+    assert len([line for line in block.splitlines() if line.strip()]) <= 13
     assert "steps=300" in block
     monkeypatch.chdir(tmp_path)
     try:

@@ -5,7 +5,10 @@ import json
 import pytest
 import torch
 
-from sslscope.config import replace
+from sslscope.cli import main
+from sslscope.config import replace, to_dict
+from sslscope.report import build_report
+from sslscope.runs import RunFiles
 from sslscope.train import train
 from tests.conftest import tiny_config
 
@@ -33,12 +36,18 @@ def test_train_on_a_labeled_image_folder(tmp_path):
     files = train(folder_config(tmp_path / "images"), tmp_path / "run", progress=False)
     table = json.loads(files.evaluation.read_text())
     assert {r["name"] for r in table["rows"]} >= {"raw pixels", "trained, backbone h"}
-    assert files.report.is_file()
+    assert build_report(files.root).is_file()
 
 
-def test_train_on_an_unlabeled_image_folder(tmp_path):
+def test_train_on_an_unlabeled_image_folder_from_the_command_line(tmp_path, capsys):
     write_folder(tmp_path / "images", labeled=False)
-    files = train(folder_config(tmp_path / "images"), tmp_path / "run", progress=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(to_dict(folder_config(tmp_path / "images"))))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--run-dir", str(run_dir),
+                 "--no-progress"]) == 0
+    assert f"report: {run_dir / 'report.html'}" in capsys.readouterr().out
+    files = RunFiles(run_dir)
     assert not files.evaluation.exists()  # no labels: nothing to probe
     assert files.checkpoint.is_file() and files.report.is_file()
     info = json.loads(files.run_info.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +31,11 @@ class ProbeSettings:
     knn_temperature: float
     probe_batch_size: int  # 0: full-batch L-BFGS
     seed: int
+
+    @classmethod
+    def of(cls, cfg: Any) -> ProbeSettings:
+        """The settings of a run config (any object with the four fields)."""
+        return cls(cfg.knn_k, cfg.knn_temperature, cfg.probe_batch_size, cfg.seed)
 
 
 @torch.no_grad()
@@ -96,10 +102,31 @@ def evaluate_encoder(
     """
     train = extract_features(encoder, data.train_x, device=device)
     test = extract_features(encoder, data.test_x, device=device)
-    train_y, test_y = data.train_y.to(device), data.test_y.to(device)
+    return evaluate_features(train, data.train_y, test, data.test_y, settings)
+
+
+def evaluate_features(
+    train: dict[str, Tensor],
+    train_y: Tensor,
+    test: dict[str, Tensor],
+    test_y: Tensor,
+    settings: ProbeSettings,
+) -> dict[str, float]:
+    """Every probe on every representation of already extracted features.
+
+    Args:
+        train, test: {"h": (N, D_h), "z": (N, D_z)} as :func:`extract_features` returns them
+            (any other keys are probed too, in order).
+        train_y, test_y: int64 labels (N,); moved to the features' device.
+
+    Returns:
+        Flat dict keyed "<features>/<probe>/<metric>", e.g. "h/linear/test_acc".
+    """
     results: dict[str, float] = {}
-    for name in ("h", "z"):
-        probes = probe_features(train[name], train_y, test[name], test_y, settings)
+    for name, features in train.items():
+        device = features.device
+        probes = probe_features(features, train_y.to(device), test[name], test_y.to(device),
+                                settings)
         results.update({f"{name}/{key}": value for key, value in probes.items()})
     return results
 

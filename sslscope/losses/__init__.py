@@ -1,27 +1,25 @@
-"""Objectives: pure functions on embeddings, registered by name.
+"""Objectives: pure functions on embeddings, and the one registry of methods.
 
-``LOSSES[name]`` is the loss, with the paper defaults as keyword-only arguments in its
-signature. Its positional inputs depend on the method family, and their names say what they are:
-``(z_a, z_b)`` two views; ``(z_a, z_b, *more)`` any number of views; ``(z,)`` stacked views
-(N, K, D); ``(p_a, p_b, t_a, t_b)`` predictions and targets; ``(z_a, z_b, cov_prev)`` a step of a
-loss with running state, returning ``(loss, new_state)``.
+Each family's file (``vicreg.py``, ``mmcr.py``, …) holds its losses and ends with ``METHODS``, a
+list of :class:`sslscope.methods.Method` records: the loss, its weighted terms, an optional
+module holding state or parameters, the model pieces it needs, its inputs adapter and the
+declared shapes of its inputs. :data:`FAMILIES` names those files; adding an objective is one
+new file plus one line there (or :func:`register` from anywhere, e.g. a test or a notebook).
 
-``LOSS_TERMS[name]`` takes the same inputs and all keyword arguments (required) and returns the
-weighted terms, a dict whose values sum to the loss; the training loop minimises that sum and
-logs the terms. Losses with state or learnable parameters are trained through the module in
-``LOSS_MODULES[name]``, which keeps the state in registered buffers (checkpointed) and has a
-``terms`` method of its own. :func:`resolve_loss_kwargs` fills the defaults from the loss
-signature, so no default lives in two places.
+``METHODS[name]`` is the record and ``LOSSES[name]`` its loss (derived from METHODS, kept as a
+plain dict for ``LOSSES["nt_xent"](z_a, z_b, temperature=0.2)``). The positional inputs of a
+loss depend on its family, and their names say what they are: ``(z_a, z_b)`` two views;
+``(z_a, z_b, *more_views)`` any number of views; ``(z,)`` stacked views (N, K, D);
+``(p_a, p_b, t_a, t_b)`` predictions and targets; ``(z_a, z_b, cov_prev)`` a step of a loss with
+running state, returning ``(loss, new_state)``. :func:`resolve_loss_kwargs` fills the defaults
+from the loss signature, so no default lives in two places.
 """
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
-
-from torch import Tensor, nn
 
 from sslscope.errors import UserError
 from sslscope.losses._terms import (
@@ -32,128 +30,75 @@ from sslscope.losses._terms import (
     off_diagonal,
     standardize,
 )
-from sslscope.losses.barlow_twins import (
-    barlow_twins_linear_loss,
-    barlow_twins_linear_terms,
-    barlow_twins_loss,
-    barlow_twins_terms,
-)
-from sslscope.losses.byol import byol_loss, byol_terms, simsiam_loss, simsiam_terms
-from sslscope.losses.clip import CLIPLoss, LogitScale, clip_loss, clip_terms
+from sslscope.losses.barlow_twins import barlow_twins_linear_loss, barlow_twins_loss
+from sslscope.losses.byol import byol_loss, simsiam_loss
+from sslscope.losses.clip import CLIPLoss, LogitScale, clip_loss
 from sslscope.losses.contrastive import nt_xent_loss, nt_xent_terms
 from sslscope.losses.mmcr import (
     mmcr_loss,
     mmcr_momentum_loss,
-    mmcr_momentum_terms,
     mmcr_multimodal_loss,
-    mmcr_multimodal_terms,
-    mmcr_terms,
     pretraining_percent_error,
 )
-from sslscope.losses.tico import (
-    TiCoLoss,
-    VICRegTiCoLoss,
-    tico_step,
-    tico_terms,
-    vicreg_tico_step,
-    vicreg_tico_terms,
-)
+from sslscope.losses.tico import TiCoLoss, VICRegTiCoLoss, tico_step, vicreg_tico_step
 from sslscope.losses.vicreg import covariance_offdiag, variance_hinge, vicreg_loss, vicreg_terms
+from sslscope.methods import Method
 
-LOSSES: dict[str, Callable[..., Any]] = {
-    "nt_xent": nt_xent_loss,
-    "barlow_twins": barlow_twins_loss,
-    "barlow_twins_linear": barlow_twins_linear_loss,
-    "vicreg": vicreg_loss,
-    "tico": tico_step,
-    "vicreg_tico": vicreg_tico_step,
-    "mmcr": mmcr_loss,
-    "mmcr_momentum": mmcr_momentum_loss,
-    "byol": byol_loss,
-    "simsiam": simsiam_loss,
-    "clip": clip_loss,
-    "mmcr_multimodal": mmcr_multimodal_loss,
-}
+# The families, in the order --help and studies list their methods: one line per file.
+FAMILIES = (
+    "sslscope.losses.vicreg",
+    "sslscope.losses.contrastive",
+    "sslscope.losses.barlow_twins",
+    "sslscope.losses.tico",
+    "sslscope.losses.mmcr",
+    "sslscope.losses.byol",
+    "sslscope.losses.clip",
+)
 
-LOSS_TERMS: dict[str, Callable[..., Any]] = {
-    "nt_xent": nt_xent_terms,
-    "barlow_twins": barlow_twins_terms,
-    "barlow_twins_linear": barlow_twins_linear_terms,
-    "vicreg": vicreg_terms,
-    "tico": tico_terms,
-    "vicreg_tico": vicreg_tico_terms,
-    "mmcr": mmcr_terms,
-    "mmcr_momentum": mmcr_momentum_terms,
-    "byol": byol_terms,
-    "simsiam": simsiam_terms,
-    "clip": clip_terms,
-    "mmcr_multimodal": mmcr_multimodal_terms,
-}
+METHODS: dict[str, Method] = {}
+LOSSES: dict[str, Callable[..., Any]] = {}
 
-LOSS_MODULES: dict[str, Callable[..., nn.Module]] = {
-    "tico": TiCoLoss,
-    "vicreg_tico": VICRegTiCoLoss,
-    "clip": CLIPLoss,
-}
+
+def register(method: Method) -> Method:
+    """Add ``method`` to METHODS (and its loss to LOSSES) after checking it; returns it.
+
+    Raises:
+        ValueError: the name is taken, or the record disagrees with its loss's signature.
+    """
+    method.check()
+    if method.name in METHODS:
+        raise ValueError(f"a method named '{method.name}' is already registered")
+    METHODS[method.name] = method
+    LOSSES[method.name] = method.loss
+    return method
+
+
+for _family in FAMILIES:
+    for _method in importlib.import_module(_family).METHODS:
+        register(_method)
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``; an unknown name is a UserError listing the choices."""
+    if name not in METHODS:
+        raise UserError(f"unknown method '{name}'; choose one of: {', '.join(METHODS)}")
+    return METHODS[name]
 
 
 def loss_defaults(name: str) -> dict[str, Any]:
-    """Keyword-only hyper-parameters of ``LOSSES[name]`` (or of its module) and their defaults."""
-    fn = LOSSES[name]
-    if name in LOSS_MODULES and not _keyword_only(fn):
-        fn = LOSS_MODULES[name]  # a learnable loss: its options live on the module (CLIP τ₀)
-    return _keyword_only(fn)
-
-
-def _keyword_only(fn: Callable[..., Any]) -> dict[str, Any]:
-    params = inspect.signature(fn).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    """Keyword-only hyper-parameters of method ``name``'s loss (or module) and their defaults."""
+    return get_method(name).defaults()
 
 
 def resolve_loss_kwargs(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The loss's defaults updated with ``overrides``; unknown keys or types are a UserError."""
-    if name not in LOSSES:
-        raise UserError(f"unknown loss '{name}'; choose one of: {', '.join(sorted(LOSSES))}")
-    kwargs = loss_defaults(name)
-    for key, value in overrides.items():
-        if key not in kwargs:
-            known = ", ".join(sorted(kwargs)) or "none"
-            raise UserError(f"loss '{name}' has no option '{key}'; its options are: {known}")
-        default = kwargs[key]
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if default is not None and type(value) is not type(default):
-            raise UserError(
-                f"loss option '{key}' must be a {type(default).__name__}, got {value!r}"
-            )
-        kwargs[key] = value
-    return kwargs
-
-
-def make_objective(
-    name: str, kwargs: Mapping[str, Any], dim: int
-) -> tuple[Callable[..., dict[str, Tensor]], nn.Module | None]:
-    """The callable the training loop minimises (returning weighted terms), and its module.
-
-    Args:
-        name: key into LOSSES.
-        kwargs: complete keyword arguments, from :func:`resolve_loss_kwargs`.
-        dim: embedding dimension D, to size a loss module's state.
-
-    Returns:
-        ``(terms_fn, module)``: ``module`` is None for pure losses; otherwise it holds state or
-        parameters that must be checkpointed (and optimised, if it has parameters).
-    """
-    if name in LOSS_MODULES:
-        module = LOSS_MODULES[name](dim, **kwargs)
-        return module.terms, module
-    return partial(LOSS_TERMS[name], **kwargs), None
+    return get_method(name).resolve(overrides)
 
 
 __all__ = [
+    "FAMILIES",
     "LOSSES",
-    "LOSS_MODULES",
-    "LOSS_TERMS",
+    "METHODS",
     "CLIPLoss",
     "LogitScale",
     "TiCoLoss",
@@ -167,8 +112,8 @@ __all__ = [
     "covariance",
     "covariance_offdiag",
     "cross_correlation",
+    "get_method",
     "loss_defaults",
-    "make_objective",
     "mmcr_loss",
     "mmcr_momentum_loss",
     "mmcr_multimodal_loss",
@@ -176,6 +121,7 @@ __all__ = [
     "nt_xent_terms",
     "off_diagonal",
     "pretraining_percent_error",
+    "register",
     "resolve_loss_kwargs",
     "simsiam_loss",
     "standardize",

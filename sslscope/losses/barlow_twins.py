@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from sslscope.losses._terms import check_pair, cross_correlation, off_diagonal, standardize
+from sslscope.methods import Method
 
 
 def _identity_gap(c: Tensor, offdiag_weight: float) -> dict[str, Tensor]:
@@ -121,3 +122,12 @@ def barlow_twins_linear_loss(z_a: Tensor, z_b: Tensor, *, offdiag_weight: float 
     """
     terms = barlow_twins_linear_terms(z_a, z_b, offdiag_weight=offdiag_weight)
     return terms["on_diagonal"] + terms["off_diagonal"]
+
+
+METHODS = [
+    Method("barlow_twins", "Barlow Twins, official form (Zbontar et al. 2021)",
+           barlow_twins_loss, barlow_twins_terms),
+    Method("barlow_twins_linear",
+           "Barlow Twins as in the stepwise theory: λ=1, no BN (Simon 2023)",
+           barlow_twins_linear_loss, barlow_twins_linear_terms),
+]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslscope.losses._terms import check_pair
+from sslscope.methods import Method, predictions_and_embeddings, predictions_and_targets
 
 
 def _check_quad(p_a: Tensor, p_b: Tensor, t_a: Tensor, t_b: Tensor) -> None:
@@ -120,3 +121,14 @@ def simsiam_loss(p_a: Tensor, p_b: Tensor, z_a: Tensor, z_b: Tensor) -> Tensor:
         lightly-ai/lightly@e8d317fc, lightly/loss/negative_cosine_similarity.py (D).
     """
     return sum(simsiam_terms(p_a, p_b, z_a, z_b).values())
+
+
+METHODS = [
+    Method("byol", "BYOL: predictor + EMA target (Grill et al. 2020)", byol_loss, byol_terms,
+           args={"p_a": "N D", "p_b": "N D", "t_a": "N D", "t_b": "N D"},
+           inputs=predictions_and_targets, predictor=True, target="ema"),
+    Method("simsiam", "SimSiam: predictor + stop-gradient (Chen & He 2021)",
+           simsiam_loss, simsiam_terms,
+           args={"p_a": "N D", "p_b": "N D", "z_a": "N D", "z_b": "N D"},
+           inputs=predictions_and_embeddings, predictor=True, projector_last_bn=True),
+]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslscope.losses._terms import check_pair
+from sslscope.methods import Method
 
 
 def _logits(z_a: Tensor, z_b: Tensor, logit_scale: Tensor | float) -> Tensor:
@@ -137,3 +138,10 @@ class CLIPLoss(nn.Module):
     def after_optimizer_step(self) -> None:
         """Keep exp(s) in [1, 100], as CLIP does."""
         self.scale.clamp_()
+
+
+METHODS = [
+    Method("clip", "CLIP's symmetric InfoNCE across two modalities (Radford 2021)",
+           clip_loss, clip_terms, args={"z_a": "N D", "z_b": "N D", "logit_scale": "parameter"},
+           module=CLIPLoss, cross_modal=True),
+]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslscope.losses._terms import check_pair
+from sslscope.methods import Method
 
 
 def _logits_and_positives(views: tuple[Tensor, ...], temperature: float) -> tuple[Tensor, Tensor]:
@@ -74,3 +75,10 @@ def nt_xent_loss(z_a: Tensor, z_b: Tensor, *more_views: Tensor, temperature: flo
         Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020, arXiv:2004.11362.
     """
     return sum(nt_xent_terms(z_a, z_b, *more_views, temperature=temperature).values())
+
+
+METHODS = [
+    Method("nt_xent", "SimCLR's NT-Xent; multi-positive for V > 2 (Chen et al. 2020)",
+           nt_xent_loss, nt_xent_terms,
+           args={"z_a": "N D", "z_b": "N D", "*more_views": "N D"}, views=None),
+]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslscope.losses._terms import check_pair
+from sslscope.methods import Method, stacked_online_and_target, stacked_views
 
 
 def _check_views(z: Tensor, name: str = "z") -> None:
@@ -227,3 +228,15 @@ def pretraining_percent_error(centroids: Tensor) -> Tensor:
         raise ValueError(f"expected centroids of shape (P, D), got {tuple(centroids.shape)}")
     p, d = centroids.shape
     return 1.0 - _nuclear_norm(centroids) / math.sqrt(p * min(p, d))
+
+
+METHODS = [
+    Method("mmcr", "MMCR: centroid nuclear norm over K views (Yerxa et al. 2023)",
+           mmcr_loss, mmcr_terms, args={"z": "N K D"}, inputs=stacked_views, views=None),
+    Method("mmcr_momentum", "MMCR with a momentum target network (Yerxa et al. 2023, ImageNet)",
+           mmcr_momentum_loss, mmcr_momentum_terms,
+           args={"z_online": "N K D", "z_target": "N K D"}, inputs=stacked_online_and_target,
+           views=None, target="ema", ema_schedule="constant"),
+    Method("mmcr_multimodal", "MMCR on the centroid of two modalities (Schaeffer et al. 2024)",
+           mmcr_multimodal_loss, mmcr_multimodal_terms, cross_modal=True),
+]

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from sslscope.losses._terms import check_pair, covariance, off_diagonal
 from sslscope.losses.vicreg import variance_hinge
+from sslscope.methods import Method
 
 
 def _check_state(cov_prev: Tensor, d: int, beta: float) -> None:
@@ -292,3 +293,12 @@ class VICRegTiCoLoss(_RunningCovariance):
 
     def __init__(self, dim: int | None = None, **step_kwargs: Any) -> None:
         super().__init__(vicreg_tico_terms, vicreg_tico_step, dim, step_kwargs)
+
+
+_WITH_STATE = {"z_a": "N D", "z_b": "N D", "cov_prev": "state D D"}
+METHODS = [
+    Method("tico", "TiCo: invariance + EMA covariance contrast (Zhu et al. 2022)",
+           tico_step, tico_terms, args=_WITH_STATE, module=TiCoLoss),
+    Method("vicreg_tico", "VICReg with TiCo's EMA covariance term (seed 003)",
+           vicreg_tico_step, vicreg_tico_terms, args=_WITH_STATE, module=VICRegTiCoLoss),
+]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslscope.losses._terms import center, check_pair, covariance, off_diagonal
+from sslscope.methods import Method
 
 
 def variance_hinge(z: Tensor, *, gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
@@ -102,3 +103,9 @@ def vicreg_loss(
         gamma=gamma, eps=eps,
     )
     return sum(terms.values())
+
+
+METHODS = [
+    Method("vicreg", "VICReg: variance, invariance, covariance (Bardes et al. 2022)",
+           vicreg_loss, vicreg_terms),
+]

@@ -1,7 +1,7 @@
 """Every objective at the same budget on the same data, with seeds: one table.
 
 ``sslscope study methods --out docs/results`` trains each method of
-:data:`sslscope.methods.METHODS` for each seed with the base config (small CNN, batch 256,
+:data:`sslscope.losses.METHODS` for each seed with the base config (small CNN, batch 256,
 AdamW, the digits augmentation), then writes ``results.md`` with linear-probe, kNN, NCC and
 k-means (Hungarian) test accuracy on the backbone output h as mean ± std over seeds, next to
 the raw-pixel and random-initialisation baselines measured in the same runs, and
@@ -11,6 +11,7 @@ self-contained.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import statistics
@@ -21,9 +22,15 @@ from typing import Any
 
 from sslscope import config as config_lib
 from sslscope.config import Config
+from sslscope.errors import UserError
+from sslscope.evaluate.suite import PROBES
 from sslscope.files import atomic_write_text
-from sslscope.methods import METHODS
+from sslscope.losses import METHODS
+from sslscope.parts import resolve_device
 from sslscope.runs import environment
+from sslscope.studies import Study
+from sslscope.studies.options import add_common, parse_seeds, positive
+from sslscope.train import train
 
 # What differs from the base config for a method, and why (printed under the table).
 METHOD_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -67,6 +74,10 @@ def compare_methods(
     Returns:
         The path of results.md.
     """
+    # The report (matplotlib) is imported when the study runs, not when the CLI lists studies.
+    from sslscope.report import build_report
+    from sslscope.report.compare import build_comparison
+
     out_dir = Path(out_dir)
     methods = list(methods or METHODS)
     base = config_lib.replace(Config(), steps=steps, warmup_steps=steps // 10, eval_points=0,
@@ -75,8 +86,6 @@ def compare_methods(
     seconds: dict[str, float] = {}
     run_dirs: list[Path] = []
     for method in methods:
-        from sslscope.train import train
-
         results[method] = []
         start = time.perf_counter()
         for seed in seeds:
@@ -86,21 +95,20 @@ def compare_methods(
             if run_dir.exists():
                 shutil.rmtree(run_dir)
             files = train(cfg, run_dir, progress=False)
+            if keep_runs:  # a kept run is what `sslscope train` leaves: its report included
+                build_report(run_dir)
             results[method].append(json.loads(files.evaluation.read_text()))
             run_dirs.append(run_dir)
         seconds[method] = (time.perf_counter() - start) / len(seeds)
-
-    from sslscope.report.compare import build_comparison
 
     build_comparison(run_dirs, out_dir / "report.html")
     if not keep_runs:
         shutil.rmtree(out_dir / "runs")
 
     first = results[methods[0]]
-    probes = ("linear", "knn", "ncc", "cluster")
 
     def cells(runs: list[dict], row: str) -> str:
-        return " | ".join(_fmt(_row(runs, row, probe)) for probe in probes)
+        return " | ".join(_fmt(_row(runs, row, probe)) for probe in PROBES)
 
     lines = [
         "# Every objective on digits at the same budget",
@@ -110,8 +118,8 @@ def compare_methods(
         f"(NCC) and k-means (10 clusters, no labels, Hungarian-matched to the classes); mean ± "
         f"std over seeds {', '.join(map(str, seeds))}; {steps} steps of batch 256 each.",
         "",
-        "| method | linear probe | kNN | NCC | k-means | wall s / run |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| method | " + " | ".join(PROBES.values()) + " | wall s / run |",
+        "| --- |" + " ---: |" * (len(PROBES) + 1),
         f"| raw pixels (no training) | {cells(first, 'raw pixels')} | |",
         f"| random-init small CNN | {cells(first, 'random init, backbone h')} | |",
     ]
@@ -121,7 +129,7 @@ def compare_methods(
     lines += ["", "Differences from the base config:", ""]
     lines += [f"- `{m}`: {', '.join(f'{k}={v}' for k, v in o.items())}"
               for m, o in METHOD_OVERRIDES.items() if m in methods]
-    env = environment(_device(device))
+    env = environment(resolve_device(device))
     lines += [
         "",
         f"Produced by `sslscope study methods --out {out_dir} --steps {steps} --seeds "
@@ -133,7 +141,31 @@ def compare_methods(
     return atomic_write_text(out_dir / "results.md", "\n".join(lines))
 
 
-def _device(name: str):
-    from sslscope.train import resolve_device
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, out="docs/results")
+    parser.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    parser.add_argument("--steps", type=int, default=500,
+                        help="steps per run (default: %(default)s)")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="keep every run directory, with its report")
 
-    return resolve_device(name)
+
+def _run(args: argparse.Namespace) -> Path:
+    methods = args.methods.split(",") if args.methods else None
+    for name in methods or []:
+        if name not in METHODS:
+            raise UserError(f"unknown method '{name}'; choose from: {', '.join(METHODS)}")
+    return compare_methods(args.out, methods=methods, seeds=parse_seeds(args.seeds),
+                           steps=positive("--steps", args.steps), device=args.device,
+                           keep_runs=args.keep_runs)
+
+
+STUDY = Study(
+    name="methods",
+    help="every objective at the same budget, with seeds: one table",
+    description="Train every objective (or --methods) for each seed at the same budget and write "
+    "OUT/results.md\nwith linear-probe, kNN, NCC and k-means accuracy (mean ± std) and "
+    "OUT/report.html,\nthe runs side by side.",
+    add_arguments=_add_arguments,
+    run=_run,
+)
