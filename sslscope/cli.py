@@ -138,20 +138,20 @@ def _require_run(path: str) -> RunFiles:
 
 def _report_and_summary(files: RunFiles) -> None:
     """Build the report of a finished run and print its final table; or say how to go on."""
-    import json
-
     from sslscope.evaluate.suite import PROBES
+    from sslscope.files import read_json_object
     from sslscope.report import build_report
 
-    if not files.evaluation.is_file():
-        if json.loads(files.run_info.read_text()).get("status") == "finished":
+    evaluation = read_json_object(files.evaluation)
+    if evaluation is None:
+        if (read_json_object(files.run_info) or {}).get("status") == "finished":
             build_report(files.root)  # finished without labels: no table, but a report
             print(f"report: {files.report}")
         else:
             print(f"stopped; continue with: sslscope train --resume {files.root}")
         return
     build_report(files.root)
-    rows = json.loads(files.evaluation.read_text())["rows"]
+    rows = evaluation["rows"]
     widths = [max(8, len(name)) for name in PROBES.values()]
     print(f"\n{'test accuracy':<28}" + "".join(
         f" {name:>{w}}" for name, w in zip(PROBES.values(), widths, strict=True)))

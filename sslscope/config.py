@@ -44,6 +44,10 @@ class Config:
         (512, 512, 512), "projector widths, hidden then output, comma-separated; empty: z = h"
     )
     predictor_hidden: int = _opt(512, "hidden width of the predictor (BYOL, SimSiam)")
+    init_scale: float = _opt(
+        1.0, "multiply the last Linear layer of z at initialisation (projector, or the backbone "
+        "if z = h); e.g. 0.01 for the stepwise regime"
+    )
     ema_decay: float = _opt(
         0.99, "EMA decay of the target network; BYOL's cosine schedule raises it to 1"
     )
@@ -52,6 +56,10 @@ class Config:
     data_dir: str = _opt(DEFAULT_DATA_DIR, "where data sets are stored (not needed for digits)")
     augment: str = _opt("digits", "augmentation recipe for the views (sslscope.views.RECIPES)")
     n_views: int = _opt(2, "augmented views per image (nt_xent and MMCR take more than 2)")
+    fixed_views: bool = _opt(
+        False, "each image keeps the same views at every step (the stepwise theory's fixed "
+        "pairs; holds V float copies of the training set)"
+    )
     # Optimisation.
     optimizer: str = _opt("adamw", "adamw, sgd (momentum, Nesterov off) or lars (sslscope.optim)")
     lr: float = _opt(2e-3, "peak learning rate, reached after the warm-up")
@@ -81,6 +89,16 @@ class Config:
     knn_temperature: float = _opt(
         inspect.signature(knn_classify).parameters["temperature"].default,
         "temperature of the kNN weights exp(cos / T)",
+    )
+    # Instruments: measured on a fixed batch during training (sslscope.instruments).
+    instruments: str = _opt(
+        "spectrum,geometry", "instruments run during training, comma-separated; empty: none"
+    )
+    instrument_points: int = _opt(
+        40, "about this many instrument steps, log-spaced, step 0 and the last step included"
+    )
+    instrument_batch: int = _opt(
+        0, "images in the fixed instrument batch; 0: 1,024 or the whole training set if smaller"
     )
     # Bookkeeping.
     log_every: int = _opt(10, "write the loss and its terms to metrics.jsonl every N steps")
@@ -188,6 +206,7 @@ def load(path: str | Path) -> Config:
 def validate(cfg: Config) -> Config:
     """Check ranges and names; raise a one-sentence UserError for the first problem found."""
     from sslscope.data import DATASETS
+    from sslscope.instruments.recorder import instrument_names
     from sslscope.losses import METHODS
     from sslscope.models import check_backbone
     from sslscope.optim import OPTIMIZERS
@@ -202,6 +221,7 @@ def validate(cfg: Config) -> Config:
     choose("dataset", cfg.dataset, DATASETS)
     choose("augment recipe", cfg.augment, RECIPES)
     choose("optimizer", cfg.optimizer, OPTIMIZERS)
+    instrument_names(cfg.instruments)
     method = METHODS[cfg.method]
     method.resolve(cfg.loss_kwargs)
     if method.views is not None and cfg.n_views != method.views:
@@ -218,11 +238,17 @@ def validate(cfg: Config) -> Config:
         (0 <= cfg.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1]"),
         (cfg.n_views >= 2, f"n_views must be at least 2, got {cfg.n_views}"),
         (cfg.predictor_hidden >= 1, "predictor_hidden must be a positive integer"),
+        (cfg.init_scale > 0, f"init_scale must be positive, got {cfg.init_scale}"),
+        (cfg.init_scale == 1 or not method.projector_last_bn,
+         f"init_scale has no effect on {cfg.method}: its projector ends in BatchNorm"),
         (0 <= cfg.ema_decay <= 1, f"ema_decay must be in [0, 1], got {cfg.ema_decay}"),
         (cfg.eval_points >= 0, "eval_points must be ≥ 0"),
         (cfg.probe_batch_size >= 0, "probe_batch_size must be ≥ 0 (0: full batch)"),
         (cfg.knn_k >= 1, f"knn_k must be at least 1, got {cfg.knn_k}"),
         (cfg.knn_temperature > 0, "knn_temperature must be positive"),
+        (cfg.instrument_points >= 0, "instrument_points must be ≥ 0"),
+        (cfg.instrument_batch == 0 or cfg.instrument_batch >= 2,
+         f"instrument_batch must be 0 (automatic) or at least 2, got {cfg.instrument_batch}"),
         (cfg.log_every >= 1, "log_every must be at least 1"),
         (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
         (all(d >= 1 for d in cfg.projector_dims), "projector widths must be positive integers"),

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from torch import nn
 from sslscope import __version__
 from sslscope import config as config_lib
 from sslscope.errors import UserError
-from sslscope.files import atomic_write, atomic_write_json
+from sslscope.files import atomic_write, atomic_write_json, read_json_object
 from sslscope.losses import get_method
 from sslscope.parts import build_model
 
@@ -83,13 +82,7 @@ def load_encoder(path: str | Path) -> nn.Module:
     description_file, weights = path / "encoder.json", path / "encoder.safetensors"
     if not description_file.is_file() or not weights.is_file():
         raise UserError(f"{path} has no encoder.json and encoder.safetensors; run sslscope export")
-    try:
-        description = json.loads(description_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{description_file} is not valid JSON ({e})") from None
-    if not isinstance(description, dict):
-        raise UserError(f"{description_file} should hold a JSON object")
-    model = build_from_description(description)
+    model = build_from_description(read_json_object(description_file))
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except RuntimeError as e:

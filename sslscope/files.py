@@ -1,4 +1,4 @@
-"""Atomic file writes and JSON-lines reading.
+"""Atomic file writes, JSON-object and JSON-lines reading.
 
 Every file sslscope writes goes to a temporary name in the same directory and is renamed into
 place, so an interrupted run never leaves a half-written config, checkpoint or report: readers
@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from sslscope.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -83,3 +85,21 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Rewrite a whole JSON-lines file atomically (used to trim it when a run resumes)."""
     return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing.
+
+    Raises:
+        UserError: the file is not valid JSON, or holds something other than an object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); restore or delete it.") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} should hold a JSON object, found {type(obj).__name__}.")
+    return obj

@@ -1,29 +1,30 @@
-"""The loop's one hook: at each evaluation step, a :class:`Snapshot` goes to every consumer.
+"""The loop's one hook: at its observation steps, a :class:`Snapshot` goes to the consumers.
 
-A consumer is a function ``(Snapshot) -> dict[str, float]``; the scalars it returns are logged
-to ``metrics.jsonl`` in the evaluation row of that step. Its keys carry a prefix of its own
-(the probes use ``eval/``; instruments will use ``inst/``) and say which representation they
-measured (``eval/h/knn/test_acc``).
+A :class:`Consumer` names the steps it wants and a function ``(Snapshot) -> dict[str, float]``;
+the scalars it returns are logged to ``metrics.jsonl`` in the row of that step. Its keys carry
+a prefix of its own (the probes use ``eval/``; instruments will use ``inst/``) and say which
+representation they measured (``eval/h/knn/test_acc``). A consumer that keeps arrays writes
+them to ``files.array(name)`` itself; its first call after a resume sees the step the run
+restarts from, so it can drop what it recorded after the checkpoint.
 
-``CONSUMERS[name](cfg, data)`` builds a consumer for a run, or returns None when the run has
-nothing for it (the probes on unlabeled data). Adding a consumer is one function plus one entry
-here; the loop does not change. The probes are the first consumer.
+The consumers a run feeds are built by the registry in :mod:`sslscope.consumers`; the loop
+does not change when one is added.
 
 The snapshot extracts the features of the evaluation split once, on first request, and every
-consumer reads the same tensors: the encoder in eval mode, float32 on the run's device.
+consumer of that step reads the same tensors: the encoder in eval mode, float32 on the device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from sslscope.config import Config
 from sslscope.data import ImageData
-from sslscope.evaluate.suite import ProbeSettings, evaluate_features, extract_features
+from sslscope.evaluate.suite import extract_features
 
 if TYPE_CHECKING:
     from sslscope.parts import Parts
@@ -57,41 +58,35 @@ class Snapshot:
         return {"train": self.data.train_y, "test": self.data.test_y}[split]
 
 
-Consumer = Callable[[Snapshot], dict[str, float]]
+@dataclass(frozen=True)
+class Consumer:
+    """What one consumer wants from the loop.
 
+    Attributes:
+        name: for messages; also the stem of any array file it writes.
+        steps: the steps (0 … cfg.steps) at which it is called.
+        consume: ``(Snapshot) -> dict[str, float]``, the scalars to log at that step.
+    """
 
-def probes(cfg: Config, data: ImageData) -> Consumer | None:
-    """Linear probe, kNN, NCC and k-means on h and z of the fixed split: ``eval/...`` keys."""
-    if not data.num_classes:  # unlabeled data (an image folder without classes): no probes
-        return None
-    settings = ProbeSettings.of(cfg)
-
-    def consume(snapshot: Snapshot) -> dict[str, float]:
-        results = evaluate_features(snapshot.features("train"), snapshot.labels("train"),
-                                    snapshot.features("test"), snapshot.labels("test"), settings)
-        return {f"eval/{key}": value for key, value in results.items()}
-
-    return consume
-
-
-CONSUMERS: dict[str, Callable[[Config, ImageData], Consumer | None]] = {
-    "probes": probes,
-}
-
-
-def consumers_for(cfg: Config, data: ImageData) -> list[Consumer]:
-    """The consumers this run feeds, in registry order."""
-    built = (make(cfg, data) for make in CONSUMERS.values())
-    return [consumer for consumer in built if consumer is not None]
+    name: str
+    steps: frozenset[int]
+    consume: Callable[[Snapshot], dict[str, float]]
 
 
 def observe(snapshot: Snapshot, consumers: list[Consumer]) -> dict[str, float]:
-    """Hand ``snapshot`` to every consumer; their scalars merged (a repeated key is an error)."""
+    """Hand ``snapshot`` to the consumers that asked for its step; their scalars, merged.
+
+    Raises:
+        ValueError: two consumers returned the same key.
+    """
     row: dict[str, float] = {}
     for consumer in consumers:
-        values = consumer(snapshot)
+        if snapshot.step not in consumer.steps:
+            continue
+        values = consumer.consume(snapshot)
         clash = row.keys() & values.keys()
         if clash:
-            raise ValueError(f"two consumers log the same keys: {sorted(clash)[:3]}")
+            raise ValueError(f"consumer '{consumer.name}' logs keys another consumer logs too: "
+                             f"{sorted(clash)[:3]}")
         row.update(values)
     return row

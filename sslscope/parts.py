@@ -65,8 +65,9 @@ def build_model(
         mean, std = (data.mean, data.std) if data is not None else ([0.0] * shape[0],
                                                                    [1.0] * shape[0])
         backbone = build_backbone(cfg.backbone, shape)
-        return build_encoder(backbone, cfg.projector_dims, mean, std,
-                             projector_last_bn=method.projector_last_bn)
+        encoder = build_encoder(backbone, cfg.projector_dims, mean, std,
+                                projector_last_bn=method.projector_last_bn)
+        return scale_output_layer(encoder, cfg.init_scale)
     sample = (data.sample(STATISTICS_SAMPLE) if data is not None
               else torch.zeros(1, *shape, dtype=torch.uint8)).float().div(255)
     encoders = []
@@ -76,8 +77,29 @@ def build_model(
         if data is None:
             mean, std = [0.0] * len(mean), [1.0] * len(std)
         backbone = build_backbone(cfg.backbone, tuple(part.shape[1:]))
-        encoders.append(build_encoder(backbone, cfg.projector_dims, mean, std))
+        encoders.append(scale_output_layer(build_encoder(backbone, cfg.projector_dims, mean, std),
+                                           cfg.init_scale))
     return CrossModalEncoder(*encoders)
+
+
+@torch.no_grad()
+def scale_output_layer(encoder: nn.Module, scale: float) -> nn.Module:
+    """Multiply the last Linear layer before z (weight and bias) by ``scale``, in place.
+
+    The stepwise regime needs a small initial embedding, and under BatchNorm shrinking the
+    layers before a BatchNorm changes nothing; shrinking every layer of a deep ReLU network
+    instead leaves it near a rank-one kernel that stalls after the first mode (methods.md §1.5).
+    Scaling only the output layer is what the trial there found to give separated steps.
+    ``scale == 1`` leaves the encoder untouched. Draws no random numbers.
+    """
+    if scale == 1:
+        return encoder
+    linears = [m for m in encoder.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise UserError("init_scale needs a Linear layer before z; this encoder has none")
+    for param in linears[-1].parameters():
+        param.mul_(scale)
+    return encoder
 
 
 def embedding_dim(model: nn.Module, shape: tuple[int, int, int], device: torch.device) -> int:

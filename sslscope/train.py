@@ -5,7 +5,7 @@ config → device and seed → data → parts (encoder, predictor, EMA target, l
 evaluation. What a method needs is declared in its :class:`sslscope.methods.Method` record; the
 loop has three structural branches (predictor, EMA target, cross-modal split) and calls the loss
 through the method's ``inputs`` adapter. At each evaluation step one call hands the run to the
-consumers registered in :mod:`sslscope.observe` (the probes, and later the instruments).
+consumers registered in :mod:`sslscope.consumers` (the probes and the instruments).
 
 Training writes files only; the report is built from them by the caller (``sslscope train``
 builds it after this returns).
@@ -21,6 +21,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +32,19 @@ from tqdm import tqdm
 from sslscope import config as config_lib
 from sslscope.checkpoint import save_checkpoint
 from sslscope.config import Config
+from sslscope.consumers import consumers_for
 from sslscope.data import load_dataset
 from sslscope.distributed import gather
 from sslscope.ema import cosine_ema_decay, ema_update_
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
-from sslscope.observe import Snapshot, consumers_for, observe
+from sslscope.observe import Snapshot, observe
 from sslscope.operations import write_final_evaluation
 from sslscope.optim import build_optimizer
 from sslscope.parts import Parts, build_parts, resolve_device
 from sslscope.runs import RunFiles, now, start_run, update_run_info
-from sslscope.schedules import log_spaced_steps, warmup_cosine
+from sslscope.schedules import warmup_cosine
 from sslscope.views import make_views
 
 
@@ -130,8 +132,8 @@ def train(
     ema = ema_decays(cfg, method.ema_schedule) if method.target == "ema" else None
     objective_module = parts.modules["objective"] if "objective" in parts.modules else None
     after_step = getattr(objective_module, "after_optimizer_step", None)
-    eval_steps = set(log_spaced_steps(cfg.steps, cfg.eval_points))
-    consumers = consumers_for(cfg, data)
+    consumers = consumers_for(cfg, data, files)
+    observe_steps = set().union(*(c.steps for c in consumers))
     n_views = 1 if method.cross_modal else cfg.n_views
     start, elapsed = start_run(files, cfg, {"parts": parts.modules}, optimizer, resume=resume,
                                device=device, loss_kwargs=parts.loss_kwargs)
@@ -151,7 +153,7 @@ def train(
         if row:
             log.append({"step": step, "time": clock(), **row})
 
-    augment_rng = torch.Generator(device=device)
+    draw_views = view_drawer(cfg, images, n_views, device)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
     status: dict = {"status": "failed"}  # run.json's word if an error escapes the loop
     step = start
@@ -160,14 +162,13 @@ def train(
             for step in range(start, cfg.steps + 1):
                 if step == cfg.steps or step == stop_at or interrupt.requested:
                     break  # every update before `step` is done: a consistent state to save
-                if step in eval_steps:
+                if step in observe_steps:
                     evaluate(step)
                 parts.modules.train()
                 for group in optimizer.param_groups:
                     group["lr"] = lr[step]
                 index = batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step)
-                augment_rng.manual_seed(cfg.seed * 2**32 + step)
-                views = make_views(images[index.to(device)], cfg.augment, n_views, augment_rng)
+                views = draw_views(step, index.to(device))
                 # gather() is the identity in one process; under a process group it hands the
                 # loss the batch of every process, with gradients flowing back to this one.
                 inputs = [gather(x) for x in method.inputs(forward(parts, views))]
@@ -199,7 +200,7 @@ def train(
                     checkpoint(done)
                 bar.update(1)
         checkpoint(step)
-        if step == cfg.steps and step in eval_steps:
+        if step == cfg.steps and step in observe_steps:
             evaluate(step)
         if interrupt.requested:
             status = {"status": "interrupted", "stopped_at": step}
@@ -222,6 +223,27 @@ def train(
         bar.close()
         log.close()
         update_run_info(files, **status)
+
+
+def view_drawer(cfg: Config, images: Tensor, n_views: int,
+                device: torch.device) -> Callable[[int, Tensor], list[Tensor]]:
+    """``draw(step, index)`` → the V views of the batch ``images[index]`` at ``step``.
+
+    Fresh augmentations each step, from a generator seeded by (seed, step) alone. With
+    ``cfg.fixed_views`` every image keeps the same V views at every step (the fixed pairs of the
+    stepwise theory): they are drawn once for the whole training set, V float copies of it.
+    """
+    rng = torch.Generator(device=device)
+    if cfg.fixed_views:
+        rng.manual_seed(cfg.seed * 2**32 + 2**32 - 2)  # a seed no training step uses
+        fixed = make_views(images, cfg.augment, n_views, rng)  # V × (N_all, C, H, W)
+        return lambda step, index: [view[index] for view in fixed]
+
+    def draw(step: int, index: Tensor) -> list[Tensor]:
+        rng.manual_seed(cfg.seed * 2**32 + step)
+        return make_views(images[index], cfg.augment, n_views, rng)
+
+    return draw
 
 
 def forward(parts: Parts, views: list[Tensor]) -> Outputs:

@@ -1,8 +1,8 @@
 """Each extension point takes a new entry from outside the package, with nothing else edited.
 
-An objective, a consumer of the evaluation hook and a study are each registered here, from the
-test file alone, and then used through the ordinary command line or training call. (A report
-section: tests/test_report_structure.py.)
+An objective, a consumer of the loop's hook, an instrument and a study are each registered
+here, from the test file alone, and then used through the ordinary command line or training
+call. (A report section: tests/test_report_structure.py.)
 """
 
 import argparse
@@ -14,9 +14,10 @@ import torch
 
 from sslscope import losses
 from sslscope.cli import help_texts, main
+from sslscope.consumers import CONSUMERS
 from sslscope.files import atomic_write_text, read_jsonl
 from sslscope.methods import Method
-from sslscope.observe import CONSUMERS
+from sslscope.observe import Consumer
 from sslscope.schedules import log_spaced_steps
 from sslscope.studies import STUDIES, Study
 from sslscope.train import train
@@ -62,25 +63,28 @@ def test_an_objective_registered_from_a_test_trains_from_the_command_line(tmp_pa
 def test_a_consumer_registered_from_a_test_sees_every_evaluation_step(tmp_path, monkeypatch):
     seen = []
 
-    def mean_norm(cfg, data):
+    def mean_norm(cfg, data, files):
         def consume(snapshot):
             h = snapshot.features("test")["h"]
             seen.append((snapshot.step, h.shape))
             return {"toy/test/h_norm": float(h.norm(dim=1).mean())}
-        return consume
+        return Consumer("toy", frozenset({0, 3, 6}), consume)  # its own steps, not the probes'
 
     monkeypatch.setitem(CONSUMERS, "toy", mean_norm)
     train(tiny_config(steps=6, eval_points=2), tmp_path / "run", progress=False)
     rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "toy/test/h_norm" in r]
-    steps = [r["step"] for r in rows]
-    assert steps == [s for s, _ in seen] == log_spaced_steps(6, 2) == [0, 6]
-    assert all(r["toy/test/h_norm"] > 0 and "eval/h/linear/test_acc" in r for r in rows)
+    assert [r["step"] for r in rows] == [s for s, _ in seen] == [0, 3, 6]
+    assert all(r["toy/test/h_norm"] > 0 for r in rows)
+    probed = [r["step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")
+              if "eval/h/linear/test_acc" in r]
+    assert probed == log_spaced_steps(6, 2) == [0, 6]  # the probes keep their own steps
     assert seen[0][1] == (450, 128)  # the whole test split, backbone width of the small CNN
 
 
 def test_two_consumers_logging_the_same_key_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(CONSUMERS, "again", lambda cfg, data: lambda s: {"eval/h/knn/test_acc": 0})
-    with pytest.raises(ValueError, match="same keys"):
+    monkeypatch.setitem(CONSUMERS, "again", lambda cfg, data, files: Consumer(
+        "again", frozenset({0}), lambda s: {"eval/h/knn/test_acc": 0.0}))
+    with pytest.raises(ValueError, match="consumer 'again' logs keys another consumer logs"):
         train(tiny_config(eval_points=1), tmp_path / "run", progress=False)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
 
@@ -100,3 +104,23 @@ def test_a_study_registered_from_a_test_is_a_subcommand(tmp_path, monkeypatch, c
     assert capsys.readouterr().out.strip() == "sum of 0..4: 10"
     with pytest.raises(SystemExit):
         main(["study", "toy"])  # its own required option
+
+
+def test_an_instrument_registered_from_a_test_records_its_arrays(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from sslscope.instruments import INSTRUMENTS, Measurement
+
+    def mean_z(pair):  # the mean embedding of view a: a (D,) row per step
+        return Measurement({"z/mean_norm": float(pair.z_a.mean(0).norm())},
+                           {"mean": pair.z_a.mean(0).double()})
+
+    monkeypatch.setitem(INSTRUMENTS, "mean_z", mean_z)
+    train(tiny_config(steps=4, instruments="mean_z", instrument_points=3), tmp_path / "run",
+          progress=False)
+    arrays = load_file(str(tmp_path / "run" / "arrays" / "mean_z.safetensors"))
+    assert arrays["step"].tolist() == log_spaced_steps(4, 3) and arrays["mean"].shape[1] == 64
+    rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "inst/z/mean_norm" in r]
+    assert [r["step"] for r in rows] == arrays["step"].tolist()
+    assert all(r["inst/z/mean_norm"] == pytest.approx(float(arrays["mean"][i].norm()), rel=1e-5)
+               for i, r in enumerate(rows))

@@ -169,3 +169,49 @@ def test_metrics_are_mirrored_to_tensorboard_when_installed(finished_run):
     assert logged.keys() == rows.keys()
     assert all(logged[s] == pytest.approx(rows[s], rel=1e-6) for s in rows)
     assert "eval/h/linear/test_acc" in events.Tags()["scalars"]
+
+
+def test_view_drawer_fresh_or_fixed():
+    from sslscope.data import load_digits
+    from sslscope.train import view_drawer
+    from sslscope.views import make_views
+
+    images = load_digits().train_x[:40]
+    index = torch.arange(8, 24)
+    cpu = torch.device("cpu")
+    fresh = view_drawer(tiny_config(), images, 2, cpu)
+    g = torch.Generator().manual_seed(0 * 2**32 + 5)  # the seed of step 5, as the loop draws it
+    assert all(torch.equal(a, b) for a, b in zip(fresh(5, index), make_views(
+        images[index], "digits", 2, g), strict=True))
+    assert not torch.equal(fresh(5, index)[0], fresh(6, index)[0])
+    fixed = view_drawer(tiny_config(fixed_views=True), images, 2, cpu)
+    assert all(torch.equal(a, b) for a, b in zip(fixed(0, index), fixed(7, index), strict=True))
+    assert not torch.equal(fixed(0, index)[0], fixed(0, index)[1])  # two different views
+
+
+def test_init_scale_shrinks_only_the_output_layer():
+    from sslscope.config import validate
+    from sslscope.data import load_digits
+    from sslscope.parts import build_model
+
+    data = load_digits()
+    plain = build_model(tiny_config(), data.shape, data).state_dict()
+    small = build_model(tiny_config(init_scale=0.01), data.shape, data).state_dict()
+    last = "projector.3.weight"  # smoke projector (64, 64): Linear, BN, ReLU, Linear
+    assert torch.allclose(small[last], 0.01 * plain[last])
+    assert all(torch.equal(plain[k], small[k]) for k in plain if not k.startswith("projector.3"))
+    with pytest.raises(UserError, match="init_scale must be positive"):
+        validate(tiny_config(init_scale=0.0))
+    with pytest.raises(UserError, match="no effect on simsiam"):
+        validate(tiny_config(method="simsiam", init_scale=0.1))
+
+
+def test_the_linear_model_of_the_theory_trains_through_the_loop(tmp_path):
+    cfg = tiny_config(method="barlow_twins_linear", backbone="linear:4", projector_dims=(),
+                      init_scale=0.01, optimizer="sgd", momentum=0.0, warmup_steps=0,
+                      final_lr_fraction=1.0, weight_decay=0.0, fixed_views=True, lr=0.05)
+    files = train(cfg, tmp_path / "linear", progress=False)
+    weights = load_file(str(files.checkpoint))
+    assert weights["parts/encoder.backbone.weight_map.weight"].shape == (4, 64)
+    losses_logged = [r["train/loss"] for r in read_jsonl(files.metrics) if "train/loss" in r]
+    assert losses_logged[0] == pytest.approx(4.0, abs=0.05)  # ‖C − I‖² ≈ d from small init

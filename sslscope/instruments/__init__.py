@@ -1,12 +1,36 @@
-"""Instruments: pure functions that measure embeddings, ``(N, D)`` tensors in, numbers out.
+"""Instruments: pure functions that measure embeddings, and their recorder during training.
 
     from sslscope.instruments import eigenvalues, effective_rank, rankme
     eigvals = eigenvalues(z)                 # (D,) float64, descending
     effective_rank(eigvals), rankme(z)       # floats in [1, D]
 
-Say in every log key or caption which representation went in: h or z.
+:data:`INSTRUMENTS` (``sslscope.instruments.measures``) maps each name of ``--instruments`` to
+a function of the fixed instrument batch's two views; :mod:`sslscope.instruments.recorder`
+runs them during training. Say in every log key or caption which representation went in: h
+or z.
 """
 
-from sslscope.instruments.spectrum import effective_rank, eigenvalues, rankme
+from sslscope.instruments.geometry import alignment, normalized_std, uniformity
+from sslscope.instruments.measures import INSTRUMENTS, Measurement, ViewPair
+from sslscope.instruments.spectrum import (
+    cross_correlation_eigenvalues,
+    effective_rank,
+    eigenvalues,
+    rankme,
+)
+from sslscope.instruments.steps import emergence_steps, staircase_steps
 
-__all__ = ["effective_rank", "eigenvalues", "rankme"]
+__all__ = [
+    "INSTRUMENTS",
+    "Measurement",
+    "ViewPair",
+    "alignment",
+    "cross_correlation_eigenvalues",
+    "effective_rank",
+    "eigenvalues",
+    "emergence_steps",
+    "normalized_std",
+    "rankme",
+    "staircase_steps",
+    "uniformity",
+]

@@ -38,6 +38,33 @@ def eigenvalues(x: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(cov).flip(0)  # eigvalsh is ascending
 
 
+def cross_correlation_eigenvalues(z_a: Tensor, z_b: Tensor) -> Tensor:
+    r"""Eigenvalues of the symmetrised, uncentred cross-view cross-correlation, descending.
+
+        C = (Z_aᵀ Z_b + Z_bᵀ Z_a) / (2N)        (D×D, symmetric; not centred, not standardised)
+
+    This is the matrix of the stepwise theory of Barlow Twins (Simon et al. 2023, the C whose
+    eigenvalues rise from 0 to 1 one at a time), not the standardised C of the official loss.
+
+    Args:
+        z_a, z_b: the two views' embeddings, shape (N, D) each; cast to float64 inside.
+
+    Returns:
+        Shape (D,), float64, on the inputs' device, descending. Unlike a covariance, C can have
+        negative eigenvalues (views that anti-align in some direction).
+
+    References:
+        Simon, Knutins, Ziyin, Geisz, Fetterman & Albrecht, "On the Stepwise Nature of
+        Self-Supervised Learning", ICML 2023, arXiv:2303.15438, Eq. (2).
+    """
+    if z_a.ndim != 2 or z_a.shape != z_b.shape or z_a.shape[0] < 1:
+        raise ValueError(f"expected two (N, D) views of one shape, got {tuple(z_a.shape)} and "
+                         f"{tuple(z_b.shape)}")
+    a, b = z_a.to(torch.float64), z_b.to(torch.float64)
+    c = a.T @ b / a.shape[0]  # (D, D)
+    return torch.linalg.eigvalsh((c + c.T) / 2).flip(0)
+
+
 def effective_rank(eigvals: Tensor) -> float:
     r"""Effective rank: the exponential of the entropy of the normalised eigenvalues.
 

@@ -20,7 +20,7 @@ from torch import nn
 from sslscope.errors import UserError
 from sslscope.models.cross_modal import CrossModalEncoder, split_modalities
 from sslscope.models.heads import Encoder, Normalize, mlp_head
-from sslscope.models.small import MLP, SmallCNN
+from sslscope.models.small import MLP, Linear, SmallCNN
 
 Shape = tuple[int, int, int]
 
@@ -50,6 +50,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet34": _resnet(34),
     "resnet50": _resnet(50),
     "res_lh": _res_lh,
+    "linear": lambda shape, D: Linear(math.prod(shape), D),  # D: the theory's embedding width
 }
 
 
@@ -142,6 +143,7 @@ def build_encoder(
 __all__ = [
     "BACKBONES",
     "MLP",
+    "Linear",
     "CrossModalEncoder",
     "Encoder",
     "Normalize",

@@ -1,4 +1,4 @@
-"""Backbones for small images: an MLP and a small CNN sized for 8×8 digits."""
+"""Backbones for small images: a linear map, an MLP and a small CNN sized for 8×8 digits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,31 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+
+class Linear(nn.Module):
+    """The stepwise theory's model: f(x) = W x on the flattened (normalised) pixels, no bias.
+
+    With ``--projector-dims ''`` (z = h) and ``barlow_twins_linear``, the ordinary training loop
+    trains exactly the model of :mod:`sslscope.theory.stepwise` (the encoder's input
+    normalisation makes x the standardised pixels; the theory's Γ is computed on the same x).
+
+    Args:
+        in_features: m = C·H·W.
+        out_features: d, the embedding width (``out_dim``).
+
+    Shapes:
+        (N, C, H, W) -> (N, out_features)
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.weight_map = nn.Linear(in_features, out_features, bias=False)
+        self.out_dim = out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weight_map(self.flatten(x))
 
 
 class MLP(nn.Module):

@@ -37,9 +37,11 @@ from sslscope.report.page import (
 from sslscope.report.record import RunRecord, as_float
 from sslscope.runs import RunFiles
 
-# Keys that say where files go or how often they are saved: they cannot change a result, so
-# runs that differ only in them (and the seed) still count as seeds of one experiment.
-GROUP_IGNORES = ("seed", "data_dir", "tensorboard", "checkpoint_every")
+# Keys that say where files go, how often they are saved or what is measured on the side (the
+# instruments run in eval mode on their own batch): they cannot change a result, so runs that
+# differ only in them (and the seed) still count as seeds of one experiment.
+GROUP_IGNORES = ("seed", "data_dir", "tensorboard", "checkpoint_every", "instruments",
+                 "instrument_points", "instrument_batch")
 # A selection of PROBES (all of them would make the runs table too wide). Indexing PROBES makes a
 # renamed probe key fail at import rather than leave an empty column.
 ACCURACY_PROBES = {probe: PROBES[probe] for probe in ("linear", "knn")}

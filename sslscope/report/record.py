@@ -18,7 +18,6 @@ them, so the training loop can log new things without breaking old reports.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sslscope.errors import UserError
-from sslscope.files import read_jsonl
+from sslscope.files import read_json_object, read_jsonl
 from sslscope.runs import RunFiles
 
 if TYPE_CHECKING:
@@ -74,8 +73,11 @@ class RunRecord:
         if not run_dir.is_dir():
             raise UserError(f"Run directory {run_dir} does not exist; pass the folder a run wrote.")
         files = RunFiles(run_dir)
-        config = _read_json_object(files.config, required=True)
-        assert config is not None  # required=True raises instead of returning None
+        config = read_json_object(files.config)
+        if config is None:
+            raise UserError(
+                f"{files.config} is missing; a run directory needs the config.json its run wrote."
+            )
         rows: list[dict[str, Any]] = []
         if files.metrics.is_file():
             rows = [r for r in read_jsonl(files.metrics) if isinstance(r, dict)]
@@ -85,8 +87,8 @@ class RunRecord:
             config=config,
             train_rows=[r for r, e in zip(rows, is_eval, strict=True) if not e],
             eval_rows=[r for r, e in zip(rows, is_eval, strict=True) if e],
-            evaluation=_read_json_object(files.evaluation, required=False),
-            run_info=_read_json_object(files.run_info, required=False),
+            evaluation=read_json_object(files.evaluation),
+            run_info=read_json_object(files.run_info),
         )
 
     @property
@@ -156,6 +158,29 @@ class RunRecord:
             raise UserError(f"{path} is not a readable safetensors file ({err}); delete it "
                             "and rebuild it with `sslscope eval`.") from err
 
+    def arrays(self, name: str) -> dict[str, Tensor] | None:
+        """An instrument's ``arrays/<name>.safetensors`` (``step`` (T,) and (T, …) rows).
+
+        Read afresh on each call: a running run rewrites the file (atomically) as it goes, and
+        a report built mid-run shows what is there now.
+
+        Returns:
+            None when the file is missing (the instrument was off, or the run predates it).
+
+        Raises:
+            UserError: the file exists but is not a readable safetensors file.
+        """
+        path = self.files.array(name)
+        if not path.is_file():
+            return None
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise UserError(f"{path} is not a readable safetensors file ({err}).") from err
+
     def dataset(self) -> ImageData:
         """The run's data set (``config["dataset"]`` under ``config["data_dir"]``), loaded once.
 
@@ -202,19 +227,3 @@ def as_float(value: Any) -> float:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _read_json_object(path: Path, *, required: bool) -> dict[str, Any] | None:
-    if not path.is_file():
-        if required:
-            raise UserError(
-                f"{path} is missing; a run directory needs the config.json its run wrote."
-            )
-        return None
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is not valid JSON ({err}); restore or delete it.") from err
-    if not isinstance(obj, dict):
-        raise UserError(f"{path} should hold a JSON object, found {type(obj).__name__}.")
-    return obj

@@ -1,0 +1,47 @@
+"""The consumers of the loop's hook (:mod:`sslscope.observe`), one registry entry each.
+
+``CONSUMERS[name](cfg, data, files)`` builds the consumer a run feeds, or returns None when the
+run has nothing for it (the probes on unlabeled data, the instruments when none is asked for).
+Adding a consumer is one function plus one entry here; the loop does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sslscope.config import Config
+from sslscope.data import ImageData
+from sslscope.evaluate.suite import ProbeSettings, evaluate_features
+from sslscope.instruments.recorder import instruments
+from sslscope.observe import Consumer, Snapshot
+from sslscope.runs import RunFiles
+from sslscope.schedules import log_spaced_steps
+
+
+def probes(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
+    """Linear probe, kNN, NCC and k-means on h and z of the fixed split: ``eval/...`` keys.
+
+    At ``cfg.eval_points`` log-spaced steps, step 0 and the last step included.
+    """
+    if not data.num_classes:  # unlabeled data (an image folder without classes): no probes
+        return None
+    settings = ProbeSettings.of(cfg)
+
+    def consume(snapshot: Snapshot) -> dict[str, float]:
+        results = evaluate_features(snapshot.features("train"), snapshot.labels("train"),
+                                    snapshot.features("test"), snapshot.labels("test"), settings)
+        return {f"eval/{key}": value for key, value in results.items()}
+
+    return Consumer("probes", frozenset(log_spaced_steps(cfg.steps, cfg.eval_points)), consume)
+
+
+CONSUMERS: dict[str, Callable[[Config, ImageData, RunFiles], Consumer | None]] = {
+    "probes": probes,
+    "instruments": instruments,
+}
+
+
+def consumers_for(cfg: Config, data: ImageData, files: RunFiles) -> list[Consumer]:
+    """The consumers this run feeds, in registry order."""
+    built = (make(cfg, data, files) for make in CONSUMERS.values())
+    return [consumer for consumer in built if consumer is not None]

@@ -1,0 +1,40 @@
+"""Theory drawn over the measurement: closed-form predictions of what training should do.
+
+:mod:`sslscope.theory.stepwise`: linear Barlow Twins from small initialisation — Γ and its
+eigenpairs, step times, trajectories of the embedding eigenvalues, the loss staircase and the
+final embedding (Simon et al., ICML 2023). :mod:`sslscope.theory.kernel`: the same for a model
+on fixed features, from kernel matrices alone (K_Γ = K^{1/2} Z K^{1/2}), the empirical NTK of a
+network, and CKA / principal angles to compare a prediction with a learned embedding.
+"""
+
+from sslscope.theory.kernel import (
+    contrastive_kernel,
+    empirical_ntk,
+    kernel_embedding,
+    linear_cka,
+    principal_angles,
+)
+from sslscope.theory.stepwise import (
+    embedding_eigenvalues,
+    final_weights,
+    gradient_descent,
+    loss_curve,
+    pair_cross_correlation,
+    rotation_residual,
+    step_times,
+)
+
+__all__ = [
+    "contrastive_kernel",
+    "empirical_ntk",
+    "kernel_embedding",
+    "linear_cka",
+    "principal_angles",
+    "embedding_eigenvalues",
+    "final_weights",
+    "gradient_descent",
+    "loss_curve",
+    "pair_cross_correlation",
+    "rotation_residual",
+    "step_times",
+]

@@ -1,0 +1,145 @@
+"""Instruments: hand-computed values of each measure, and the recorder inside a real run."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sslscope.cli import main
+from sslscope.data import load_digits
+from sslscope.errors import UserError
+from sslscope.files import read_jsonl
+from sslscope.instruments.geometry import alignment, normalized_std, uniformity
+from sslscope.instruments.measures import INSTRUMENTS, ViewPair
+from sslscope.instruments.recorder import instrument_images, instrument_names
+from sslscope.instruments.spectrum import cross_correlation_eigenvalues
+from sslscope.instruments.steps import emergence_steps, staircase_steps
+from sslscope.report import build_report
+from sslscope.schedules import log_spaced_steps
+from sslscope.train import train
+from tests.conftest import tiny_config
+
+
+def test_cross_correlation_by_hand():
+    # One pair, z_a = e1, z_b = e2: C = e1 e2ᵀ, symmetrised [[0, ½], [½, 0]], eigenvalues ±½.
+    z_a, z_b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert torch.allclose(cross_correlation_eigenvalues(z_a, z_b),
+                          torch.tensor([0.5, -0.5], dtype=torch.float64))
+    # Identical views: C = ZᵀZ / N, here diag(4, 1) / 2 — uncentred, so the mean counts.
+    z = torch.tensor([[2.0, 1.0], [2.0, -1.0]])
+    assert torch.allclose(cross_correlation_eigenvalues(z, z),
+                          torch.tensor([4.0, 1.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="two"):
+        cross_correlation_eigenvalues(z, z[:, :1])
+
+
+def test_alignment_uniformity_and_std_by_hand():
+    e1, e2 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert alignment(e1, 3 * e1) == 0.0  # normalised: the same direction
+    assert alignment(e1, -e1) == pytest.approx(4.0)  # antipodal, α = 2
+    assert alignment(e1, e2, alpha=1.0) == pytest.approx(math.sqrt(2))
+    assert uniformity(torch.ones(5, 3)) == pytest.approx(0.0, abs=1e-12)  # collapsed
+    assert uniformity(torch.cat([e1, -e1])) == pytest.approx(-8.0)  # one antipodal pair, t = 2
+    # Four points at the square's corners: 4 pairs at squared distance 2, 2 at 4.
+    square = torch.tensor([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
+    assert uniformity(square) == pytest.approx(math.log((4 * math.exp(-4) + 2 * math.exp(-8)) / 6))
+    assert normalized_std(torch.ones(6, 4)) == pytest.approx(0.0, abs=1e-12)
+    wide = torch.randn(20000, 64, generator=torch.Generator().manual_seed(0))
+    assert normalized_std(wide) == pytest.approx(1 / math.sqrt(64), rel=0.02)
+
+
+def test_spectrum_instrument_on_a_known_pair():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(50, 3, generator=g) * torch.tensor([3.0, 2.0, 1.0])
+    pair = ViewPair(h_a=z, h_b=z, z_a=z, z_b=z)
+    measured = INSTRUMENTS["spectrum"](pair)
+    both = torch.cat([z, z]).double()
+    assert torch.allclose(measured.arrays["z/cov"],
+                          torch.linalg.eigvalsh(torch.cov(both.T)).flip(0))
+    assert torch.allclose(measured.arrays["z/xcorr"],
+                          torch.linalg.eigvalsh(z.double().T @ z.double() / 50).flip(0))
+    assert 1 < measured.scalars["z/eff_rank"] < 3 and 1 < measured.scalars["h/rankme"] < 3
+
+
+def test_bad_instrument_input_is_one_sentence(capsys):
+    with pytest.raises(UserError, match="unknown instrument 'spectra'; choose from: spectrum"):
+        instrument_names("spectrum,spectra")
+    with pytest.raises(UserError, match="instrument_batch 5000 exceeds the 1347 training"):
+        instrument_images(load_digits(), 5000, seed=0)
+    assert main(["train", "--preset", "smoke", "--instruments", "nope"]) == 2
+    assert "unknown instrument 'nope'" in capsys.readouterr().err
+
+
+def test_instruments_record_without_changing_training_and_resume_exactly(tmp_path):
+    cfg = tiny_config(steps=8, checkpoint_every=3, log_every=1, instruments="spectrum,geometry",
+                      instrument_points=5, instrument_batch=300)
+    train(cfg, tmp_path / "straight", progress=False)
+    train(tiny_config(steps=8, checkpoint_every=3, log_every=1, instruments=""),
+          tmp_path / "without", progress=False)
+    # A crash after the instrument row of step 4 was written, before the next checkpoint: the
+    # run goes on from its step-3 checkpoint, and the rows it recorded after step 3 are redone.
+    checkpoint = tmp_path / "resumed" / "checkpoints" / "last.safetensors"
+    train(cfg, tmp_path / "resumed", progress=False, stop_at=3)
+    at_step_3 = checkpoint.read_bytes()
+    page = build_report(tmp_path / "resumed").read_text()  # a run part-way: what it has so far
+    assert "Spectrum over training" in page and "Alignment, uniformity, collapse" in page
+    train(cfg, tmp_path / "resumed", progress=False, resume=True, stop_at=6)
+    assert 4 in load_file(str(tmp_path / "resumed" / "arrays" / "spectrum.safetensors"))["step"]
+    checkpoint.write_bytes(at_step_3)
+    train(cfg, tmp_path / "resumed", progress=False, resume=True)
+
+    def last_weights(name):
+        return load_file(str(tmp_path / name / "checkpoints" / "last.safetensors"))
+
+    plain, measured = last_weights("without"), last_weights("straight")
+    assert all(torch.equal(plain[k], measured[k]) for k in plain)  # measuring changes nothing
+
+    spectrum = load_file(str(tmp_path / "straight" / "arrays" / "spectrum.safetensors"))
+    steps = log_spaced_steps(8, 5)
+    assert spectrum["step"].tolist() == steps
+    assert spectrum["h/cov"].shape == (len(steps), 128) and spectrum["z/xcorr"].shape[1] == 64
+    assert spectrum["z/cov"].dtype == torch.float64
+    assert (spectrum["z/cov"][:, :-1] >= spectrum["z/cov"][:, 1:]).all()  # descending
+    resumed = load_file(str(tmp_path / "resumed" / "arrays" / "spectrum.safetensors"))
+    assert resumed.keys() == spectrum.keys()
+    assert all(torch.equal(resumed[k], spectrum[k]) for k in spectrum)
+
+    def inst_rows(name):
+        return [{k: v for k, v in r.items() if k.startswith("inst/") or k == "step"}
+                for r in read_jsonl(tmp_path / name / "metrics.jsonl")
+                if any(k.startswith("inst/") for k in r)]
+
+    rows = inst_rows("straight")
+    assert [r["step"] for r in rows] == steps and rows == inst_rows("resumed")
+    assert {"inst/z/eff_rank", "inst/h/rankme", "inst/z/alignment", "inst/z/uniformity",
+            "inst/z/normalized_std"} <= rows[0].keys()
+    info = json.loads((tmp_path / "straight" / "run.json").read_text())
+    assert info["status"] == "finished"
+    page = build_report(tmp_path / "straight").read_text()
+    assert "When each direction emerged" in page and "Steps of the loss staircase" in page
+    for name in ("spectrum_over_training", "geometry"):
+        assert (tmp_path / "straight" / "figures" / f"{name}.png").is_file()
+    assert "Spectrum over training" not in build_report(tmp_path / "without").read_text()
+
+
+def test_emergence_steps_of_a_synthetic_staircase():
+    # Eigenvalue j follows a sigmoid in log-time centred at step c_j; its half-crossing is c_j.
+    steps = np.unique(np.geomspace(1, 10_000, 400).round()).astype(int)
+    centres = np.array([30, 200, 1500])
+    eig = 1 / (1 + (centres[None, :] / steps[:, None]) ** 6)  # (T, 3), rises from 0 to ~1
+    found = emergence_steps(steps, eig)
+    assert np.allclose(found, centres, rtol=0.03)
+    assert np.isnan(emergence_steps(steps, np.ones((steps.size, 2)))).all()  # there from start
+    assert np.isnan(emergence_steps(steps, np.zeros((steps.size, 1))))[0]  # never emerges
+
+
+def test_staircase_steps_find_each_drop():
+    steps = np.unique(np.geomspace(1, 10_000, 300).round())
+    centres = np.array([20, 300, 4000])
+    loss = 3 - (1 / (1 + (centres[None, :] / steps[:, None]) ** 8)).sum(1)  # three unit drops
+    found = staircase_steps(steps, loss)
+    assert found.size == 3 and np.allclose(found, centres, rtol=0.1)
+    assert staircase_steps(steps, np.ones_like(steps)).size == 0  # a flat loss has no step
