@@ -27,7 +27,7 @@ def smoke() -> Config:
     """A few steps of everything, for tests and for checking an installation in seconds."""
     return replace(
         Config(), steps=6, batch_size=64, projector_dims=(64, 64), warmup_steps=2,
-        eval_points=2, log_every=2, checkpoint_every=4,
+        eval_points=2, log_every=2, checkpoint_every=4, instrument_points=4,
     )
 
 

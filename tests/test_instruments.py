@@ -10,14 +10,15 @@ from safetensors.torch import load_file
 
 from sslscope.cli import main
 from sslscope.data import load_digits
-from sslscope.errors import UserError
+from sslscope.errors import TrainingDiverged, UserError
 from sslscope.files import read_jsonl
 from sslscope.instruments.geometry import alignment, normalized_std, uniformity
 from sslscope.instruments.measures import INSTRUMENTS, ViewPair
 from sslscope.instruments.recorder import instrument_images, instrument_names
 from sslscope.instruments.spectrum import cross_correlation_eigenvalues
 from sslscope.instruments.steps import emergence_steps, staircase_steps
-from sslscope.report import build_report
+from sslscope.report import RunRecord, build_report
+from sslscope.report.sections_dynamics import geometry_section, spectrum_over_training_section
 from sslscope.schedules import log_spaced_steps
 from sslscope.train import train
 from tests.conftest import tiny_config
@@ -84,8 +85,8 @@ def test_instruments_record_without_changing_training_and_resume_exactly(tmp_pat
     checkpoint = tmp_path / "resumed" / "checkpoints" / "last.safetensors"
     train(cfg, tmp_path / "resumed", progress=False, stop_at=3)
     at_step_3 = checkpoint.read_bytes()
-    page = build_report(tmp_path / "resumed").read_text()  # a run part-way: what it has so far
-    assert "Spectrum over training" in page and "Alignment, uniformity, collapse" in page
+    part_way = RunRecord.load(tmp_path / "resumed")  # a run part-way: what it has so far
+    assert spectrum_over_training_section(part_way) and geometry_section(part_way)
     train(cfg, tmp_path / "resumed", progress=False, resume=True, stop_at=6)
     assert 4 in load_file(str(tmp_path / "resumed" / "arrays" / "spectrum.safetensors"))["step"]
     checkpoint.write_bytes(at_step_3)
@@ -122,7 +123,7 @@ def test_instruments_record_without_changing_training_and_resume_exactly(tmp_pat
     assert "When each direction emerged" in page and "Steps of the loss staircase" in page
     for name in ("spectrum_over_training", "geometry"):
         assert (tmp_path / "straight" / "figures" / f"{name}.png").is_file()
-    assert "Spectrum over training" not in build_report(tmp_path / "without").read_text()
+    assert spectrum_over_training_section(RunRecord.load(tmp_path / "without")) is None
 
 
 def test_emergence_steps_of_a_synthetic_staircase():
@@ -143,3 +144,15 @@ def test_staircase_steps_find_each_drop():
     found = staircase_steps(steps, loss)
     assert found.size == 3 and np.allclose(found, centres, rtol=0.1)
     assert staircase_steps(steps, np.ones_like(steps)).size == 0  # a flat loss has no step
+
+
+def test_non_finite_embeddings_stop_the_run_with_one_sentence(tmp_path):
+    # lr far above 1/(8 λ_1): the linear model blows up within a few steps. The loss is only
+    # checked at log steps (here never before the end); the instruments see it first.
+    cfg = tiny_config(method="barlow_twins_linear", backbone="linear:4", projector_dims=(),
+                      optimizer="sgd", momentum=0.0, warmup_steps=0, lr=5.0, steps=40,
+                      log_every=100, checkpoint_every=100, instruments="spectrum",
+                      instrument_points=40)
+    with pytest.raises(TrainingDiverged, match="the embeddings became non-finite by step"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from sslscope.config import Config
 from sslscope.data import ImageData
-from sslscope.errors import UserError
+from sslscope.errors import TrainingDiverged, UserError
 from sslscope.files import atomic_write
 from sslscope.instruments.measures import INSTRUMENTS, ViewPair
 from sslscope.observe import Consumer, Snapshot
@@ -140,6 +140,12 @@ def instruments(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | Non
             generator.manual_seed(cfg.seed * 2**32 + 2**32 - 1)  # no training step uses it
             views.extend(make_views(images.to(snapshot.device), cfg.augment, 2, generator))
         pair = embed_pair(snapshot.parts.encoder, views)
+        if not all(bool(torch.isfinite(x).all()) for x in (pair.h_a, pair.h_b, pair.z_a, pair.z_b)):
+            raise TrainingDiverged(
+                f"the embeddings became non-finite by step {snapshot.step}; the last good "
+                f"checkpoint is kept in {files.checkpoint}; lower the learning rate (now "
+                f"{cfg.lr:g})"
+            )
         scalars: dict[str, float] = {}
         for name in names:
             measured = INSTRUMENTS[name](pair)
