@@ -42,11 +42,12 @@ class ProbeSettings:
 def extract_features(
     encoder: nn.Module, images: Tensor, *, batch_size: int = 1024, device: torch.device | str
 ) -> dict[str, Tensor]:
-    """Backbone and projector outputs of uint8 images, with the encoder in eval mode.
+    """Backbone and projector outputs of images, with the encoder in eval mode.
 
     Args:
         encoder: maps float images in [0, 1], (N, C, H, W), to (h, z).
-        images: uint8, (N, C, H, W), on any device.
+        images: (N, C, H, W) on any device: uint8 (scaled to [0, 1] here) or float already in
+            [0, 1] (augmented views, used as they are).
 
     Returns:
         {"h": (N, D_h), "z": (N, D_z)} float32 on ``device``. The encoder's train/eval mode is
@@ -56,7 +57,8 @@ def extract_features(
     encoder.eval()
     hs, zs = [], []
     for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255)
+        x = images[start : start + batch_size].to(device)
+        x = x.float() if x.is_floating_point() else x.float().div_(255)
         h, z = encoder(x)
         hs.append(h.float())
         zs.append(z.float())

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from sslscope.config import Config
 from sslscope.data import ImageData
 from sslscope.errors import TrainingDiverged, UserError
+from sslscope.evaluate.suite import extract_features
 from sslscope.files import atomic_write
 from sslscope.instruments.measures import INSTRUMENTS, ViewPair
 from sslscope.observe import Consumer, Snapshot
@@ -63,22 +64,11 @@ def instrument_images(data: ImageData, size: int, seed: int) -> Tensor:
     return images[torch.randperm(images.shape[0], generator=generator)[:size]]
 
 
-@torch.no_grad()
-def embed_pair(encoder: nn.Module, views: list[Tensor]) -> ViewPair:
+def embed_pair(encoder: nn.Module, views: list[Tensor], device: torch.device) -> ViewPair:
     """Backbone and projector outputs of two float views (N, C, H, W), eval mode, float32."""
-    was_training = encoder.training
-    encoder.eval()
-    out = []
-    for view in views:
-        hs, zs = [], []
-        for start in range(0, view.shape[0], FORWARD_CHUNK):
-            h, z = encoder(view[start : start + FORWARD_CHUNK])
-            hs.append(h.float())
-            zs.append(z.float())
-        out.append((torch.cat(hs), torch.cat(zs)))
-    encoder.train(was_training)
-    (h_a, z_a), (h_b, z_b) = out
-    return ViewPair(h_a, h_b, z_a, z_b)
+    (a, b) = (extract_features(encoder, view, batch_size=FORWARD_CHUNK, device=device)
+              for view in views)
+    return ViewPair(a["h"], b["h"], a["z"], b["z"])
 
 
 class ArrayLog:
@@ -139,7 +129,7 @@ def instruments(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | Non
             generator = torch.Generator(device=snapshot.device)
             generator.manual_seed(cfg.seed * 2**32 + 2**32 - 1)  # no training step uses it
             views.extend(make_views(images.to(snapshot.device), cfg.augment, 2, generator))
-        pair = embed_pair(snapshot.parts.encoder, views)
+        pair = embed_pair(snapshot.parts.encoder, views, snapshot.device)
         if not all(bool(torch.isfinite(x).all()) for x in (pair.h_a, pair.h_b, pair.z_a, pair.z_b)):
             raise TrainingDiverged(
                 f"the embeddings became non-finite by step {snapshot.step}; the last good "

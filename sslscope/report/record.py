@@ -146,17 +146,7 @@ class RunRecord:
         Raises:
             UserError: the file exists but is not a readable safetensors file.
         """
-        path = self.files.embeddings
-        if not path.is_file():
-            return None
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise UserError(f"{path} is not a readable safetensors file ({err}); delete it "
-                            "and rebuild it with `sslscope eval`.") from err
+        return _read_arrays(self.files.embeddings, "delete it and rebuild it with `sslscope eval`")
 
     def arrays(self, name: str) -> dict[str, Tensor] | None:
         """An instrument's ``arrays/<name>.safetensors`` (``step`` (T,) and (T, …) rows).
@@ -170,16 +160,8 @@ class RunRecord:
         Raises:
             UserError: the file exists but is not a readable safetensors file.
         """
-        path = self.files.array(name)
-        if not path.is_file():
-            return None
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise UserError(f"{path} is not a readable safetensors file ({err}).") from err
+        return _read_arrays(self.files.array(name), "restore it from a copy, or delete it "
+                            "and rerun the instruments")
 
     def dataset(self) -> ImageData:
         """The run's data set (``config["dataset"]`` under ``config["data_dir"]``), loaded once.
@@ -227,3 +209,16 @@ def as_float(value: Any) -> float:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_arrays(path: Path, advice: str) -> dict[str, Tensor] | None:
+    """The tensors of a safetensors file; None when it is missing; a UserError when unreadable."""
+    if not path.is_file():
+        return None
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{path} is not a readable safetensors file ({err}); {advice}.") from err
