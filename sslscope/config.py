@@ -51,6 +51,10 @@ class Config:
     ema_decay: float = _opt(
         0.99, "EMA decay of the target network; BYOL's cosine schedule raises it to 1"
     )
+    precondition: float = _opt(
+        0.0, "ε of the stepwise paper's speed-up: the embeddings' gradient times (C + εI)⁻¹, C "
+        "the views' cross-correlation (two-view methods without predictor); 0: off"
+    )
     # Data.
     dataset: str = _opt("digits", "data set")
     data_dir: str = _opt(DEFAULT_DATA_DIR, "where data sets are stored (not needed for digits)")
@@ -210,6 +214,7 @@ def validate(cfg: Config) -> Config:
     from sslscope.losses import METHODS
     from sslscope.models import check_backbone
     from sslscope.optim import OPTIMIZERS
+    from sslscope.precondition import applies_to
     from sslscope.views import RECIPES
 
     def choose(name: str, value: str, options: Any) -> None:
@@ -241,6 +246,11 @@ def validate(cfg: Config) -> Config:
         (cfg.init_scale > 0, f"init_scale must be positive, got {cfg.init_scale}"),
         (cfg.init_scale == 1 or not method.projector_last_bn,
          f"init_scale has no effect on {cfg.method}: its projector ends in BatchNorm"),
+        (cfg.precondition >= 0, f"precondition must be ≥ 0 (0: off), got {cfg.precondition}"),
+        (cfg.precondition == 0 or applies_to(method, cfg.n_views),
+         f"precondition does not apply to {cfg.method} with {cfg.n_views} views: it needs a "
+         f"two-view method whose loss reads both views' z, with no predictor or target "
+         f"({', '.join(m for m in METHODS if applies_to(METHODS[m], 2))})"),
         (0 <= cfg.ema_decay <= 1, f"ema_decay must be in [0, 1], got {cfg.ema_decay}"),
         (cfg.eval_points >= 0, "eval_points must be ≥ 0"),
         (cfg.probe_batch_size >= 0, "probe_batch_size must be ≥ 0 (0: full batch)"),

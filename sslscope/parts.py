@@ -67,6 +67,10 @@ def build_model(
         backbone = build_backbone(cfg.backbone, shape)
         encoder = build_encoder(backbone, cfg.projector_dims, mean, std,
                                 projector_last_bn=method.projector_last_bn)
+        fit = getattr(backbone, "fit_statistics", None)  # e.g. the linear model's mean image
+        if fit is not None and data is not None:
+            with torch.no_grad():
+                fit(encoder.normalize(data.sample(STATISTICS_SAMPLE).float().div(255)))
         return scale_output_layer(encoder, cfg.init_scale)
     sample = (data.sample(STATISTICS_SAMPLE) if data is not None
               else torch.zeros(1, *shape, dtype=torch.uint8)).float().div(255)

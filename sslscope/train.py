@@ -43,9 +43,10 @@ from sslscope.observe import Snapshot, observe
 from sslscope.operations import write_final_evaluation
 from sslscope.optim import build_optimizer
 from sslscope.parts import Parts, build_parts, resolve_device
+from sslscope.precondition import eigen_precondition
 from sslscope.runs import RunFiles, now, start_run, update_run_info
 from sslscope.schedules import warmup_cosine
-from sslscope.views import make_views
+from sslscope.views import fixed_views, make_views
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
@@ -172,6 +173,8 @@ def train(
                 # gather() is the identity in one process; under a process group it hands the
                 # loss the batch of every process, with gradients flowing back to this one.
                 inputs = [gather(x) for x in method.inputs(forward(parts, views))]
+                if cfg.precondition:  # the speed-up: identity forward, preconditioned backward
+                    inputs = list(eigen_precondition(*inputs, eps=cfg.precondition))
                 terms = parts.objective(*inputs)  # the weighted terms; the loss is their sum
                 loss = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
@@ -233,11 +236,10 @@ def view_drawer(cfg: Config, images: Tensor, n_views: int,
     ``cfg.fixed_views`` every image keeps the same V views at every step (the fixed pairs of the
     stepwise theory): they are drawn once for the whole training set, V float copies of it.
     """
-    rng = torch.Generator(device=device)
     if cfg.fixed_views:
-        rng.manual_seed(cfg.seed * 2**32 + 2**32 - 2)  # a seed no training step uses
-        fixed = make_views(images, cfg.augment, n_views, rng)  # V × (N_all, C, H, W)
+        fixed = fixed_views(images, cfg.augment, n_views, cfg.seed)  # V × (N_all, C, H, W)
         return lambda step, index: [view[index] for view in fixed]
+    rng = torch.Generator(device=device)
 
     def draw(step: int, index: Tensor) -> list[Tensor]:
         rng.manual_seed(cfg.seed * 2**32 + step)

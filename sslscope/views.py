@@ -406,3 +406,25 @@ def _warp(x: Tensor, theta: Tensor, mask_outside: bool) -> Tensor:
     if mask_outside:
         y = y * (grid.abs() <= 1).all(dim=-1, keepdim=True).permute(0, 3, 1, 2).to(y.dtype)
     return y
+
+
+def fixed_views(
+    images: Tensor, recipe: str | Sequence[Augment], n_views: int, seed: int
+) -> list[Tensor]:
+    """The V views every image keeps at every step of a ``fixed_views`` run (the theory's pairs).
+
+    Drawn for the whole training set at once, from a generator seeded by the run's seed with a
+    value no training step uses, so the training loop and the instruments (which measure on
+    these same pairs in such a run) get identical views.
+
+    Args:
+        images: the whole self-supervised training set, (N, C, H, W), on the run's device.
+        recipe, n_views: as in :func:`make_views`.
+        seed: the run's seed.
+
+    Returns:
+        V float tensors (N, C, H, W) in [0, 1] on ``images.device``.
+    """
+    generator = torch.Generator(device=images.device)
+    generator.manual_seed(seed * 2**32 + 2**32 - 2)
+    return make_views(images, recipe, n_views, generator)

@@ -37,6 +37,13 @@ def assert_one_sentence(err, *fragments):
     (["train", "--resume", "/nonexistent/run"], ["does not exist"]),
     (["eval", "/nonexistent/run"], ["run directory /nonexistent/run does not exist"]),
     (["report", "/nonexistent/run"], ["does not exist"]),
+    # The stepwise regime's options (issue 8's bad inputs).
+    (["train", "--instruments", "spectra"], ["unknown instrument 'spectra'"]),
+    (["train", "--instrument-batch", "100000"], ["instrument_batch 100000 exceeds"]),
+    (["train", "--init-scale", "0"], ["init_scale must be positive"]),
+    (["train", "--method", "byol", "--precondition", "0.1"],
+     ["precondition does not apply to byol"]),
+    (["train", "--precondition", "-1"], ["precondition must be ≥ 0"]),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, fragments):
     code, _, err = run_cli(capsys, *argv)
@@ -160,6 +167,8 @@ def test_study_table_cells_are_the_runs_test_accuracies(capsys, tmp_path):
 @pytest.mark.parametrize("argv,fragment", [
     (["study", "methods", "--methods", "nope"], "unknown method 'nope'"),
     (["study", "methods", "--seeds", "a,b"], "comma-separated integers"),
+    (["study", "stepwise", "--jobs", "0"], "--jobs must be at least 1"),
+    (["study", "stepwise", "--precondition", "0"], "--precondition must be positive"),
 ])
 def test_study_bad_input(capsys, argv, fragment):
     code, _, err = run_cli(capsys, *argv)

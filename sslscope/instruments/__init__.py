@@ -18,7 +18,7 @@ from sslscope.instruments.spectrum import (
     eigenvalues,
     rankme,
 )
-from sslscope.instruments.steps import emergence_steps, staircase_steps
+from sslscope.instruments.steps import emergence_steps, ordered_emergences, staircase_steps
 
 __all__ = [
     "INSTRUMENTS",
@@ -29,6 +29,7 @@ __all__ = [
     "effective_rank",
     "eigenvalues",
     "emergence_steps",
+    "ordered_emergences",
     "normalized_std",
     "rankme",
     "staircase_steps",

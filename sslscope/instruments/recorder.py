@@ -28,10 +28,11 @@ from sslscope.errors import TrainingDiverged, UserError
 from sslscope.evaluate.suite import extract_features
 from sslscope.files import atomic_write
 from sslscope.instruments.measures import INSTRUMENTS, ViewPair
+from sslscope.losses import get_method
 from sslscope.observe import Consumer, Snapshot
 from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
-from sslscope.views import make_views
+from sslscope.views import fixed_views, make_views
 
 DEFAULT_BATCH = 1024  # instrument images when cfg.instrument_batch is 0 (fewer if the set is)
 FORWARD_CHUNK = 1024  # images per forward pass when embedding the instrument views
@@ -46,22 +47,44 @@ def instrument_names(spec: str) -> list[str]:
     return names
 
 
-def instrument_images(data: ImageData, size: int, seed: int) -> Tensor:
-    """The fixed instrument images: ``size`` self-supervised training images, seeded.
+def instrument_indices(data: ImageData, size: int, seed: int) -> Tensor:
+    """Which self-supervised training images form the fixed instrument batch, seeded.
 
     Args:
-        data: the run's data; drawn from ``data.ssl_images()`` (train plus unlabeled).
+        data: the run's data; indices into ``data.ssl_images()`` (train plus unlabeled).
         size: how many; at most the number of training images.
         seed: the run's seed; the same seed picks the same images.
 
     Returns:
-        uint8 (size, C, H, W), on the CPU, in a seeded random order.
+        int64 (size,), on the CPU, in a seeded random order.
     """
-    images = data.ssl_images()
-    if size > images.shape[0]:
-        raise UserError(f"instrument_batch {size} exceeds the {images.shape[0]} training images")
+    n = data.ssl_images().shape[0]
+    if size > n:
+        raise UserError(f"instrument_batch {size} exceeds the {n} training images")
     generator = torch.Generator().manual_seed(seed * 1_000_003 + 7)
-    return images[torch.randperm(images.shape[0], generator=generator)[:size]]
+    return torch.randperm(n, generator=generator)[:size]
+
+
+def instrument_images(data: ImageData, size: int, seed: int) -> Tensor:
+    """The fixed instrument images, uint8 (size, C, H, W) (see :func:`instrument_indices`)."""
+    return data.ssl_images()[instrument_indices(data, size, seed)]
+
+
+def instrument_views(cfg: Config, data: ImageData, index: Tensor,
+                     device: torch.device) -> list[Tensor]:
+    """The two fixed views of the instrument images ``index``, drawn once for the whole run.
+
+    In a ``fixed_views`` run they are the first two of the very views the images train on
+    (:func:`sslscope.views.fixed_views`), so C measured on the whole training set is the
+    theory's C exactly; otherwise two views from a generator of their own, which no training
+    step uses.
+    """
+    if cfg.fixed_views and not get_method(cfg.method).cross_modal:
+        every = fixed_views(data.ssl_images().to(device), cfg.augment, cfg.n_views, cfg.seed)
+        return [view[index.to(device)] for view in every[:2]]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed * 2**32 + 2**32 - 1)
+    return make_views(data.ssl_images()[index].to(device), cfg.augment, 2, generator)
 
 
 def embed_pair(encoder: nn.Module, views: list[Tensor], device: torch.device) -> ViewPair:
@@ -120,15 +143,13 @@ def instruments(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | Non
     if not names:
         return None
     size = cfg.instrument_batch or min(DEFAULT_BATCH, data.ssl_images().shape[0])
-    images = instrument_images(data, size, cfg.seed)
+    index = instrument_indices(data, size, cfg.seed)
     views: list[Tensor] = []
     logs = {name: ArrayLog(files.array(name)) for name in names}
 
     def consume(snapshot: Snapshot) -> dict[str, float]:
-        if not views:  # drawn once, on the run's device, from a generator of their own
-            generator = torch.Generator(device=snapshot.device)
-            generator.manual_seed(cfg.seed * 2**32 + 2**32 - 1)  # no training step uses it
-            views.extend(make_views(images.to(snapshot.device), cfg.augment, 2, generator))
+        if not views:  # drawn once, on the run's device
+            views.extend(instrument_views(cfg, data, index, snapshot.device))
         pair = embed_pair(snapshot.parts.encoder, views, snapshot.device)
         if not all(bool(torch.isfinite(x).all()) for x in (pair.h_a, pair.h_b, pair.z_a, pair.z_b)):
             raise TrainingDiverged(

@@ -13,9 +13,10 @@ from scipy.signal import find_peaks
 
 
 def emergence_steps(steps: np.ndarray, eigvals: np.ndarray, *, fraction: float = 0.5) -> np.ndarray:
-    r"""The first step at which each eigenvalue reaches ``fraction`` of its final value.
+    r"""When each eigenvalue first reaches ``fraction`` of its final value.
 
-        t_j = min { t : λ_j(t) ≥ fraction · λ_j(T) }
+        t_j = min { t : λ_j(t) ≥ fraction · λ_j(T) },   linearly interpolated between the
+        measurement before and the first one at or above the level
 
     Args:
         steps: (T,) increasing steps at which the spectrum was measured.
@@ -24,7 +25,7 @@ def emergence_steps(steps: np.ndarray, eigvals: np.ndarray, *, fraction: float =
         fraction: the level, relative to the last row; ½ as in the stepwise paper's plots.
 
     Returns:
-        (D,) float64: the step of each index, NaN where the final value is ≤ 0 (nothing
+        (D,) float64: the (fractional) step of each index, NaN where the final value is ≤ 0 (nothing
         emerged) or the level was already reached at the first measurement (there is no
         crossing to time: it was there from the start).
     """
@@ -37,7 +38,14 @@ def emergence_steps(steps: np.ndarray, eigvals: np.ndarray, *, fraction: float =
     level = fraction * eigvals[-1]  # (D,)
     reached = eigvals >= level  # (T, D)
     first = reached.argmax(axis=0)  # first True per column (0 when none, excluded below)
-    out = steps[first].astype(np.float64)
+    before = np.maximum(first - 1, 0)
+    columns = np.arange(eigvals.shape[1])
+    e0, e1 = eigvals[before, columns], eigvals[first, columns]
+    t0, t1 = steps[before].astype(np.float64), steps[first].astype(np.float64)
+    # The measurements are log-spaced, so late crossings fall between points far apart: the
+    # interpolation keeps the step time from snapping to the next measurement.
+    weight = np.divide(level - e0, e1 - e0, out=np.ones_like(e0), where=e1 > e0)
+    out = t0 + np.clip(weight, 0, 1) * (t1 - t0)
     out[(eigvals[-1] <= 0) | reached[0]] = np.nan
     return out
 
@@ -73,3 +81,38 @@ def staircase_steps(steps: np.ndarray, loss: np.ndarray, *, prominence: float = 
     peaks, _ = find_peaks(np.concatenate([[0.0], rate, [0.0]]), prominence=prominence * top)
     mid = np.exp((log_t[:-1] + log_t[1:]) / 2)  # (T − 1,)
     return mid[peaks - 1]
+
+
+def ordered_emergences(steps: np.ndarray, eigvals: np.ndarray, *, floor: float = 0.01,
+                       separation: float = 1.05) -> np.ndarray:
+    r"""The half-crossing steps of the leading eigenvalues that emerged one after another.
+
+    Mode j counts while (i) its final value is at least ``floor`` × the largest final value
+    (it emerged at all: a direction still at its small-init size is orders of magnitude below)
+    and (ii) its half-crossing (:func:`emergence_steps`) comes at least ``separation`` times
+    later than mode j − 1's (a separate step, on the log-time axis the staircase lives on). The
+    count stops at the first mode that fails either, so the result is the staircase's steps.
+
+    Args:
+        steps: (T,) increasing instrument steps.
+        eigvals: (T, D) eigenvalues, each row descending.
+        floor: the emerged-at-all threshold, relative to the largest final eigenvalue.
+        separation: the least ratio between consecutive step times (> 1).
+
+    Returns:
+        (k,) float64 strictly increasing steps, k ≥ 0 (mode 1 alone counts when it crossed; a
+        mode already above half at the first measurement ends the staircase).
+    """
+    if separation <= 1:
+        raise ValueError(f"separation must exceed 1, got {separation}")
+    eigvals = np.asarray(eigvals, dtype=np.float64)
+    crossed = emergence_steps(steps, eigvals)
+    final = eigvals[-1]
+    out: list[float] = []
+    for j in range(final.size):
+        if not (final[j] >= floor * final.max() and np.isfinite(crossed[j])):
+            break
+        if out and crossed[j] < separation * max(out[-1], 1.0):
+            break
+        out.append(float(crossed[j]))
+    return np.asarray(out)

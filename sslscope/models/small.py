@@ -9,11 +9,13 @@ from torch import Tensor, nn
 
 
 class Linear(nn.Module):
-    """The stepwise theory's model: f(x) = W x on the flattened (normalised) pixels, no bias.
+    """The stepwise theory's model: f(x) = W (x − x̄) on the flattened pixels, no bias.
 
-    With ``--projector-dims ''`` (z = h) and ``barlow_twins_linear``, the ordinary training loop
-    trains exactly the model of :mod:`sslscope.theory.stepwise` (the encoder's input
-    normalisation makes x the standardised pixels; the theory's Γ is computed on the same x).
+    x is the encoder's normalised input, flattened; x̄ (``centre``, a buffer) is the mean
+    training image, set by :meth:`fit_statistics` when the model is built from data, so W acts
+    on centred pixels. With ``--projector-dims ''`` (z = h) and ``barlow_twins_linear``, the
+    ordinary training loop trains exactly the model of :mod:`sslscope.theory.stepwise`, whose Γ
+    is computed on the same centred x (:meth:`inputs`).
 
     Args:
         in_features: m = C·H·W.
@@ -27,10 +29,20 @@ class Linear(nn.Module):
         super().__init__()
         self.flatten = nn.Flatten()
         self.weight_map = nn.Linear(in_features, out_features, bias=False)
+        self.register_buffer("centre", torch.zeros(in_features))
         self.out_dim = out_features
 
+    @torch.no_grad()
+    def fit_statistics(self, x: Tensor) -> None:
+        """Set x̄ to the mean of normalised images x, (N, C, H, W)."""
+        self.centre.copy_(self.flatten(x).mean(0))
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """The centred, flattened inputs W multiplies: (N, C, H, W) -> (N, m)."""
+        return self.flatten(x) - self.centre
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.weight_map(self.flatten(x))
+        return self.weight_map(self.inputs(x))
 
 
 class MLP(nn.Module):

@@ -71,12 +71,13 @@ def spectrum_over_training_section(record: RunRecord) -> Section | None:
 def _timing_table(record: RunRecord, arrays: dict) -> str:
     """When the largest eigenvalues of C reached half their final value; the loss's steps."""
     emerged = emergence_steps(arrays["step"].numpy(), arrays["z/xcorr"].numpy())[:CURVES]
-    cells = "".join(f"<td class=\"num\">{'—' if np.isnan(t) else int(t)}</td>" for t in emerged)
+    cells = "".join(f"<td class=\"num\">{'—' if np.isnan(t) else round(t)}</td>" for t in emerged)
     head = "".join(f"<th>λ{j + 1}</th>" for j in range(emerged.size))
-    html = ("<h3>When each direction emerged</h3><p class=\"note\">First instrument step at "
-            "which eigenvalue λ_j of C reached half its final value (— : above half already at "
-            "the first measurement, or never positive). Steps are as coarse as the instrument "
-            f"schedule.</p><table><tr>{head}</tr><tr>{cells}</tr></table>")
+    html = ("<h3>When each direction emerged</h3><p class=\"note\">The step at which "
+            "eigenvalue λ_j of C first reached half its final value, interpolated between the "
+            "two instrument steps around the crossing (— : above half already at the first "
+            "measurement, or never positive).</p>"
+            f"<table><tr>{head}</tr><tr>{cells}</tr></table>")
     at, loss = record.series("train/loss")
     finite = np.isfinite(loss)
     if finite.sum() >= 3:

@@ -39,6 +39,7 @@ class Study:
 
 STUDY_MODULES = (
     "sslscope.studies.methods",
+    "sslscope.studies.stepwise",
 )
 
 STUDIES: dict[str, Study] = {

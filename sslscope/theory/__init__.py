@@ -5,6 +5,8 @@ eigenpairs, step times, trajectories of the embedding eigenvalues, the loss stai
 final embedding (Simon et al., ICML 2023). :mod:`sslscope.theory.kernel`: the same for a model
 on fixed features, from kernel matrices alone (K_Γ = K^{1/2} Z K^{1/2}), the empirical NTK of a
 network, and CKA / principal angles to compare a prediction with a learned embedding.
+:mod:`sslscope.theory.ntk_experiment`: that comparison run on a wide two-layer MLP trained on
+digit pairs (methods.md §1.7 item 2).
 """
 
 from sslscope.theory.kernel import (
@@ -14,6 +16,7 @@ from sslscope.theory.kernel import (
     linear_cka,
     principal_angles,
 )
+from sslscope.theory.ntk_experiment import NTKComparison, digits_pairs, ntk_prediction
 from sslscope.theory.stepwise import (
     embedding_eigenvalues,
     final_weights,
@@ -22,6 +25,7 @@ from sslscope.theory.stepwise import (
     pair_cross_correlation,
     rotation_residual,
     step_times,
+    time_to_reach,
 )
 
 __all__ = [
@@ -30,6 +34,9 @@ __all__ = [
     "kernel_embedding",
     "linear_cka",
     "principal_angles",
+    "NTKComparison",
+    "digits_pairs",
+    "ntk_prediction",
     "embedding_eigenvalues",
     "final_weights",
     "gradient_descent",
@@ -37,4 +44,5 @@ __all__ = [
     "pair_cross_correlation",
     "rotation_residual",
     "step_times",
+    "time_to_reach",
 ]

@@ -85,23 +85,61 @@ def loss_curve(t: np.ndarray | float, lam: np.ndarray, s0: np.ndarray | float) -
     return ((1 - embedding_eigenvalues(t, lam, s0)) ** 2).sum(-1)
 
 
-def step_times(lam: np.ndarray, s0: np.ndarray | float, *, fraction: float = 0.5) -> np.ndarray:
+def time_to_reach(e: np.ndarray | float, lam: np.ndarray, s0: np.ndarray | float, *,
+                  precondition: float = 0.0) -> np.ndarray:
+    r"""When the aligned trajectory's e_j(t) reaches the level ``e``, exactly (the inverse curve).
+
+    Plain gradient flow, ė = 8λ e (1 − e) (the logistic of :func:`embedding_eigenvalues`):
+
+        t_j(e) = ln( e (1 − e_j0) / ((1 − e) e_j0) ) / (8 λ_j),        e_j0 = λ_j s_j(0)²
+
+    With the eigen-preconditioned gradient of :mod:`sslscope.precondition` (ε > 0),
+    ė = 8λ e (1 − e) / (e + ε), whose separable integral ∫ (e + ε) / (e (1 − e)) de gives
+
+        t_j(e) = ( ε ln(e / e_j0) + (1 + ε) ln((1 − e_j0) / (1 − e)) ) / (8 λ_j)
+
+    Args:
+        e: the level(s) in (0, 1), a scalar or (T,) broadcast against the d modes.
+        lam, s0: as in :func:`embedding_eigenvalues`.
+        precondition: ε of the preconditioner; 0 is plain gradient descent.
+
+    Returns:
+        (d,) for a scalar ``e``, (T, d) otherwise, in units of lr × step; 0 where a mode starts
+        at or above ``e``.
+    """
+    lam, s0 = _check(lam, s0)
+    e = np.asarray(e, dtype=np.float64)
+    if ((e <= 0) | (e >= 1)).any():
+        raise ValueError("levels must lie in (0, 1)")
+    if precondition < 0:
+        raise ValueError(f"precondition must be ≥ 0, got {precondition}")
+    e = e[..., None]
+    e0 = np.minimum(lam * s0**2, e)  # a mode already past e takes no time
+    if precondition == 0:
+        t = np.log(e * (1 - e0) / ((1 - e) * e0))
+    else:
+        t = precondition * np.log(e / e0) + (1 + precondition) * np.log((1 - e0) / (1 - e))
+    return np.maximum(t, 0.0) / (8 * lam)
+
+
+def step_times(lam: np.ndarray, s0: np.ndarray | float, *, fraction: float = 0.5,
+               precondition: float = 0.0) -> np.ndarray:
     r"""When e_j(t) crosses ``fraction`` (½: the step of mode j), exactly.
 
         t_j = ln( f (1/(λ_j s_j(0)²) − 1) / (1 − f) ) / (8 λ_j)
 
     For f = ½ this is ln(1/(λ_j s_j(0)²) − 1) / (8 λ_j) ≈ ln(1/(λ_j s_j(0)²)) / (8 λ_j), the
     approximation of methods.md §1.2. For small random init W_0 ~ N(0, σ²) entrywise, pass the
-    effective s_j(0) = ‖W_0 v_j‖ ≈ σ √d.
+    effective s_j(0) = ‖W_0 v_j‖ ≈ σ √d. With ``precondition=ε`` the times are those of the
+    eigen-preconditioned gradient (:func:`time_to_reach`); for small e_j(0) they shrink from
+    ≈ ln(1/e_j0) / (8λ_j) to ≈ (ε ln(1/(2 e_j0)) + (1 + ε) ln 2) / (8λ_j).
 
     Returns:
         (d,) times in units of lr × step; 0 for a mode already past ``fraction`` at t = 0.
     """
-    lam, s0 = _check(lam, s0)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    ratio = fraction * (1 / (lam * s0**2) - 1) / (1 - fraction)
-    return np.where(ratio > 1, np.log(np.maximum(ratio, 1)) / (8 * lam), 0.0)
+    return time_to_reach(fraction, lam, s0, precondition=precondition)
 
 
 def final_weights(gamma: np.ndarray, d: int) -> np.ndarray:
@@ -133,8 +171,9 @@ def rotation_residual(w: np.ndarray, gamma: np.ndarray) -> float:
 
 
 def gradient_descent(w0: np.ndarray, gamma: np.ndarray, *, lr: float, steps: int,
-                     record_every: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Plain gradient descent on L = ‖W Γ Wᵀ − I‖²_F, the reference the closed forms predict.
+                     record_every: int = 1, precondition: float = 0.0,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradient descent on L = ‖W Γ Wᵀ − I‖²_F, the reference the closed forms predict.
 
     Args:
         w0: W(0), (d, m).
@@ -142,6 +181,9 @@ def gradient_descent(w0: np.ndarray, gamma: np.ndarray, *, lr: float, steps: int
         lr: the step size; time t = lr × step.
         steps: how many steps.
         record_every: keep the spectrum of C and the loss every this many steps.
+        precondition: ε > 0 multiplies the gradient by P = (C₊ + εI)⁻¹ on the left, which is
+            what the embedding-gradient preconditioner of :mod:`sslscope.precondition` does to
+            W's gradient in the linear model (∂L/∂Z P summed against x gives P ∇_W L); 0: plain.
 
     Returns:
         ``(t, eigvals, w)``: times (T,), eigenvalues of C at those times (T, d), descending, and
@@ -157,5 +199,9 @@ def gradient_descent(w0: np.ndarray, gamma: np.ndarray, *, lr: float, steps: int
             times.append(lr * step)
             spectra.append(np.linalg.eigvalsh((c + c.T) / 2)[::-1])
         if step < steps:
-            w -= lr * 4 * (c - eye) @ w @ gamma
+            grad = 4 * (c - eye) @ w @ gamma
+            if precondition:
+                vals, vecs = np.linalg.eigh((c + c.T) / 2)
+                grad = (vecs / (np.maximum(vals, 0) + precondition)) @ vecs.T @ grad
+            w -= lr * grad
     return np.asarray(times), np.asarray(spectra), w
