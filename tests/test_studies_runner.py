@@ -99,6 +99,13 @@ def test_linear_run_theory_predicts_its_first_step_and_refuses_other_runs(tmp_pa
     assert theory.gamma_eigenvalues == sorted(theory.gamma_eigenvalues, reverse=True)
     # Mode 1 crosses within the run; its step is within 30 % of the closed form.
     assert abs(theory.ratios[0] - 1) < 0.3
+    # The end-point residual, recomputed here from the checkpoint and the rebuilt pairs.
+    from sslscope.checkpoint import read_checkpoint
+    from sslscope.theory.stepwise import rotation_residual
+    x, x_prime, _ = training_pairs(files.load_config())
+    w = read_checkpoint(files.checkpoint)[0]["parts/encoder.backbone.weight_map.weight"]
+    assert theory.final_rotation_residual == pytest.approx(
+        rotation_residual(w.double().numpy(), pair_cross_correlation(x, x_prime)), rel=1e-12)
     other = train(tiny_config(), tmp_path / "cnn", progress=False)
     with pytest.raises(UserError, match="not the stepwise theory's linear model"):
         predict(other.root)

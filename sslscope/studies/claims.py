@@ -42,6 +42,15 @@ def verdict(ok: bool | None) -> str:
     return "inconclusive" if ok is None else ("agrees" if ok else "differs")
 
 
+def verdict_over(oks: Sequence[bool | None]) -> str:
+    """One verdict over seeds: all agree → agrees, all differ → differs, else inconclusive."""
+    if all(ok is True for ok in oks):
+        return "agrees"
+    if all(ok is False for ok in oks):
+        return "differs"
+    return "inconclusive"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 

@@ -16,7 +16,6 @@ with two OpenMP threads each on two cores spin-wait and run several times slower
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -102,7 +101,3 @@ def run_jobs(jobs: Sequence[Job], runs_dir: str | Path, *, parallel: int = 1,
             future.result()  # the first failure, in job order
     return {job.name: RunFiles(runs_dir / job.name) for job in jobs}
 
-
-def metrics_rows(files: RunFiles) -> list[dict]:
-    """The rows of a run's ``metrics.jsonl``."""
-    return [json.loads(line) for line in files.metrics.read_text().splitlines() if line.strip()]

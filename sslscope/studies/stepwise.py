@@ -35,6 +35,7 @@ from sslscope.files import atomic_write_json
 from sslscope.parts import resolve_device
 from sslscope.runs import environment
 from sslscope.studies import Study
+from sslscope.studies.claims import write_summary
 from sslscope.studies.options import add_common, parse_seeds, positive
 from sslscope.studies.runner import Job, run_jobs
 
@@ -111,7 +112,6 @@ def run_study(out_dir: str | Path, *, full: bool = False, seeds: list[int] | Non
     Returns:
         The path of ``OUT/summary.md``.
     """
-    from sslscope.studies.claims import write_summary
     from sslscope.studies.stepwise_claims import claims_and_results
     from sslscope.studies.stepwise_report import write_report
     from sslscope.theory.linear_run import predict

@@ -13,15 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from sslscope.checkpoint import read_checkpoint
 from sslscope.files import read_json_object
 from sslscope.instruments.steps import ordered_emergences, staircase_steps
 from sslscope.report.record import RunRecord
 from sslscope.runs import RunFiles
-from sslscope.studies.claims import Claim
+from sslscope.studies.claims import Claim, verdict_over
 from sslscope.theory.kernel import linear_cka
-from sslscope.theory.linear_run import training_pairs
-from sslscope.theory.stepwise import pair_cross_correlation, rotation_residual
 
 SOURCE = "seed 000 (Simon et al., ICML 2023)"
 STEP_TOLERANCE = 0.30  # |measured / predicted − 1| for a small random start (methods.md §1.2)
@@ -64,26 +61,13 @@ def _fourth(steps: np.ndarray) -> float:
     return float(steps[LEADING - 1]) if steps.size >= LEADING else float("nan")
 
 
-def _combine(oks: list[bool | None]) -> str:
-    """One verdict over seeds: all agree → agrees, all differ → differs, else inconclusive."""
-    if all(ok is True for ok in oks):
-        return "agrees"
-    if all(ok is False for ok in oks):
-        return "differs"
-    return "inconclusive"
-
-
 def _linear(files: RunFiles) -> dict[str, Any]:
+    """The linear run's theory.json (written by the study) and its loss staircase."""
     theory = read_json_object(files.root / "theory.json") or {}
-    cfg = files.load_config()
-    x, x_prime, _ = training_pairs(cfg)
-    tensors, _ = read_checkpoint(files.checkpoint)
-    w = tensors["parts/encoder.backbone.weight_map.weight"].double().numpy()
     steps, loss = RunRecord.load(files.root).series("train/loss")
-    d = w.shape[0]
     return {
-        "theory": theory, "d": d, "staircase": staircase(files),
-        "residual": rotation_residual(w, pair_cross_correlation(x, x_prime)),
+        "theory": theory, "d": len(theory["predicted_steps"]), "staircase": staircase(files),
+        "residual": theory["final_rotation_residual"],
         "loss_first": float(loss[0]), "loss_last": float(loss[-1]),
         "loss_drops": staircase_steps(steps.astype(np.float64), loss).size,
     }
@@ -121,7 +105,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
         {f"seed{s}": {"predicted": [_r(t) for t in linear[s]["theory"]["predicted_steps"]],
                       "measured": [_r(t) for t in linear[s]["theory"]["measured_steps"]],
                       "measured/predicted (first 4)": ratios(s)} for s in seeds},
-        _combine([all(abs(r - 1) <= STEP_TOLERANCE for r in ratios(s)) for s in seeds]),
+        verdict_over([all(abs(r - 1) <= STEP_TOLERANCE for r in ratios(s)) for s in seeds]),
         "measured / predicted step of the first four modes: " + "; ".join(
             ", ".join(f"{r:.2f}" for r in ratios(s)) for s in seeds)
         + f" (agrees within ±{STEP_TOLERANCE:.0%}, the small-random-start tolerance)"))
@@ -133,7 +117,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
                       "final loss": round(linear[s]["loss_last"], 5),
                       "loss drops found": linear[s]["loss_drops"], "d": linear[s]["d"]}
          for s in seeds},
-        _combine([linear[s]["staircase"].size >= LEADING for s in seeds]),
+        verdict_over([linear[s]["staircase"].size >= LEADING for s in seeds]),
         "separated emergences: " + "; ".join(
             f"{linear[s]['staircase'].size} of {linear[s]['d']} modes at steps "
             + ", ".join(str(round(t)) for t in linear[s]["staircase"]) for s in seeds)
@@ -144,7 +128,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
         "a closed form for the final embeddings",
         {f"seed{s}": {"‖M Mᵀ − I‖ with M = W V_d Λ_d^{1/2}": float(f"{linear[s]['residual']:.2e}")}
          for s in seeds},
-        _combine([linear[s]["residual"] < 0.05 for s in seeds]),
+        verdict_over([linear[s]["residual"] < 0.05 for s in seeds]),
         "‖M Mᵀ − I‖_F = " + ", ".join(f"{linear[s]['residual']:.2f}" for s in seeds)
         + f" at init scale {linear[seeds[0]]['theory']['init_scale']} (agrees below 0.05; the "
         "end point is the limit of a vanishing init: the rows keep the part of v_{d+1} that grew "
@@ -160,7 +144,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
             SOURCE + ", Fig. 3", "clear steps for Barlow Twins, SimCLR and VICReg (ResNet-50, "
             "STL-10, small init and lr)",
             {f"seed{s}": [round(t) for t in found[s]] for s in seeds},
-            _combine([found[s].size >= LEADING for s in seeds]),
+            verdict_over([found[s].size >= LEADING for s in seeds]),
             "ordered emergences at steps " + "; ".join(
                 ", ".join(str(round(t)) for t in found[s]) or "none" for s in seeds)
             + f" (agrees with ≥ {LEADING})"))
@@ -170,7 +154,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
         SOURCE + ", footnote 16", "'not immediately seen for BYOL'",
         {f"seed{s}": {"byol": cnn[s]["byol"].size, "fewest of the others": others[s]}
          for s in seeds},
-        _combine([cnn[s]["byol"].size < others[s] for s in seeds]),
+        verdict_over([cnn[s]["byol"].size < others[s] for s in seeds]),
         "ordered emergences: BYOL " + ", ".join(str(cnn[s]["byol"].size) for s in seeds)
         + ", fewest among the others " + ", ".join(str(others[s]) for s in seeds)))
     for key, plain, sped, what in (
@@ -192,7 +176,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
             key, f"Focusing the gradient on small embedding eigendirections makes the late "
             f"steps arrive earlier ({what})", SOURCE + ", 'why it matters'; methods.md §1.6",
             "proposed, not measured in the paper (App. G)", measured,
-            _combine([bool(factor[s] >= SPEEDUP_MIN) if np.isfinite(factor[s]) else None
+            verdict_over([bool(factor[s] >= SPEEDUP_MIN) if np.isfinite(factor[s]) else None
                       for s in seeds]),
             "4th step " + "; ".join(f"{factor[s]:.1f}× earlier" for s in seeds)
             + f" with ε = {runs[f'linear-precondition-seed{seeds[0]}'].load_config().precondition}"
@@ -202,7 +186,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
         "trained ones", SOURCE + ", 'a final experiment'; methods.md §1.4",
         "good agreement between theory and experiment within each method",
         {f"seed{s}": {k: v for k, v in ntk[s].items() if "cka" in k} for s in seeds},
-        _combine([ntk[s]["cka_train"] >= NTK_CKA_MIN
+        verdict_over([ntk[s]["cka_train"] >= NTK_CKA_MIN
                   and ntk[s]["cka_train"] > ntk[s]["baseline_cka_train"] for s in seeds]),
         "linear CKA, predicted vs trained: " + ", ".join(
             f"{ntk[s]['cka_train']:.3f} train / {ntk[s]['cka_test']:.3f} held out from the "
@@ -214,7 +198,7 @@ def claims_and_results(runs: dict[str, RunFiles], *, seeds: list[int], full: boo
         "methods-similar", "Different methods learn similar embeddings",
         SOURCE + ", 'a final experiment'", "different methods learn similar embeddings",
         {f"seed{s}": similar[s] for s in seeds},
-        _combine([_similar_verdict(similar[s]) for s in seeds]),
+        verdict_over([_similar_verdict(similar[s]) for s in seeds]),
         "mean linear CKA of the test-set z between barlow_twins_linear, vicreg and nt_xent "
         + ", ".join(f"{similar[s]['mean CKA between methods']:.2f} against "
                     f"{similar[s]['mean CKA with their common initial network']:.2f} with the "

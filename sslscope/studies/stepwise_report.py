@@ -20,14 +20,13 @@ from sslscope.report.page import CSS
 from sslscope.report.record import RunRecord
 from sslscope.runs import RunFiles
 from sslscope.studies.claims import Claim
+from sslscope.studies.stepwise_claims import spectrum_key
 from sslscope.theory.stepwise import embedding_eigenvalues, loss_curve
 
 CURVES = 10  # eigenvalues drawn per panel
 
 
 def _spectrum(files: RunFiles) -> tuple[np.ndarray, np.ndarray]:
-    from sslscope.studies.stepwise_claims import spectrum_key
-
     arrays = RunRecord.load(files.root).arrays("spectrum")
     return arrays["step"].numpy(), arrays[spectrum_key(files.load_config().method)].numpy()
 

@@ -10,7 +10,8 @@ step of gradient descent on L = ‖W Γ Wᵀ − I‖² (time t = lr × step).
 :func:`predict` rebuilds Γ from the run's config alone (the same seed draws the same views and
 the same initial W), predicts the step time of each mode from W(0) and compares it with the
 step times measured on the run's saved spectrum (``arrays/spectrum.safetensors``, ``z/xcorr``),
-so anyone can recheck the prediction from the run directory.
+and measures how far the trained W is from the end point W∞ (up to rotation), so anyone can
+recheck the prediction from the run directory.
 """
 
 from __future__ import annotations
@@ -20,14 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file  # the arrays as NumPy, no torch round trip
 
 from sslscope import config as config_lib
-from sslscope.data import load_dataset
+from sslscope.checkpoint import read_checkpoint
+from sslscope.data import ImageData, load_dataset
 from sslscope.errors import UserError
 from sslscope.instruments.steps import emergence_steps
 from sslscope.parts import build_model
 from sslscope.runs import RunFiles
-from sslscope.theory.stepwise import eigenpairs, pair_cross_correlation, step_times
+from sslscope.theory.stepwise import (
+    eigenpairs,
+    pair_cross_correlation,
+    rotation_residual,
+    step_times,
+)
 from sslscope.views import fixed_views
 
 
@@ -43,6 +51,7 @@ class LinearTheory:
     predicted_steps: list[float | None]  # t_j / lr, the closed form
     measured_steps: list[float | None]  # half-crossings of C's eigenvalues (None: not yet)
     ratios: list[float | None]  # measured / predicted
+    final_rotation_residual: float  # ‖M Mᵀ − I‖_F of the trained W (0: W = U W∞ exactly)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -63,9 +72,13 @@ def requirements(cfg: config_lib.Config, n_train: int) -> list[str]:
 
 
 @torch.no_grad()
-def training_pairs(cfg: config_lib.Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x, x' (the centred inputs of the fixed views, (n, m) each) and W(0), (d, m), float64."""
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+def training_pairs(cfg: config_lib.Config, data: ImageData | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, x' (the centred inputs of the fixed views, (n, m) each) and W(0), (d, m), float64.
+
+    ``data``: the run's data set if already loaded (else it is loaded from the config).
+    """
+    data = data or load_dataset(cfg.dataset, cfg.data_dir)
     images = data.ssl_images()
     encoder = build_model(cfg, tuple(images.shape[1:]), data)  # the run's W(0), seeded
     views = fixed_views(images, cfg.augment, cfg.n_views, cfg.seed)
@@ -83,13 +96,14 @@ def predict(run_dir: str | Path) -> LinearTheory:
     """
     files = RunFiles(Path(run_dir))
     cfg = config_lib.load(files.config)
-    n_train = load_dataset(cfg.dataset, cfg.data_dir).ssl_images().shape[0]
-    problems = requirements(cfg, n_train)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    problems = requirements(cfg, data.ssl_images().shape[0])
     if problems:
         raise UserError(f"{run_dir} is not the stepwise theory's linear model; it needs "
                         + ", ".join(problems))
-    x, x_prime, w0 = training_pairs(cfg)
-    lam, vecs = eigenpairs(pair_cross_correlation(x, x_prime))
+    x, x_prime, w0 = training_pairs(cfg, data)
+    gamma = pair_cross_correlation(x, x_prime)
+    lam, vecs = eigenpairs(gamma)
     d = w0.shape[0]
     s0 = np.linalg.norm(w0 @ vecs[:, :d], axis=0)
     predicted = step_times(lam[:d], s0, precondition=cfg.precondition) / cfg.lr
@@ -97,10 +111,10 @@ def predict(run_dir: str | Path) -> LinearTheory:
     if not arrays.is_file():
         raise UserError(f"{run_dir} has no saved spectrum ({arrays}); train it with the "
                         "spectrum instrument on")
-    from safetensors.numpy import load_file  # the arrays as NumPy, no torch round trip
-
     saved = load_file(str(arrays))
     measured = emergence_steps(saved["step"].astype(np.float64), saved["z/xcorr"][:, :d])
+    tensors, _ = read_checkpoint(files.checkpoint)
+    w = tensors["parts/encoder.backbone.weight_map.weight"].double().numpy()
     return LinearTheory(
         gamma_eigenvalues=lam[: max(d, 16)].tolist(),
         init_scale=cfg.init_scale,
@@ -110,6 +124,7 @@ def predict(run_dir: str | Path) -> LinearTheory:
         predicted_steps=_finite(predicted),
         measured_steps=_finite(measured),
         ratios=_finite(measured / predicted),
+        final_rotation_residual=rotation_residual(w, gamma),
     )
 
 
