@@ -26,6 +26,7 @@ def linear_config(**overrides):
         "instrument_points": 40, **overrides})
 
 
+@pytest.mark.slow  # four child trainings with their reports: ~50 s
 def test_finished_runs_are_skipped_stopped_ones_resumed_changed_ones_redone(tmp_path):
     cfg = tiny_config(steps=6)
     train(cfg, tmp_path / "a", stop_at=3, progress=False)  # stopped halfway, a checkpoint kept
