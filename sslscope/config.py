@@ -94,6 +94,28 @@ class Config:
         inspect.signature(knn_classify).parameters["temperature"].default,
         "temperature of the kNN weights exp(cos / T)",
     )
+    # The clustering anatomy at the evaluation points (sslscope.anatomy; Ben-Shaul et al. 2023).
+    levels: str = _opt(
+        "", "label levels whose clustering is measured at each evaluation point: sample, class, "
+        "superclass, random, comma-separated, or all; empty: none (class when --taps is set)"
+    )
+    taps: str = _opt(
+        "", "backbone taps measured at each evaluation point as well as h: all, or names such "
+        "as conv2,conv4 (small_cnn) or block3 (res_lh); empty: none"
+    )
+    sample_images: int = _opt(100, "images of the sample level, each its own class (paper: 500)")
+    sample_train_views: int = _opt(
+        20, "augmented views per image the sample level fits on (paper: 100)"
+    )
+    sample_test_views: int = _opt(5, "fresh views per image the sample level tests on (paper: 20)")
+    random_targets: int = _opt(
+        4, "label sets of graded randomness for the random level, from a supervised network's "
+        "predictions over its training"
+    )
+    mine_seeds: int = _opt(
+        0, "estimate I(X; h) with MINE at each evaluation point, averaged over this many seeds "
+        "(the paper uses 5); 0: off"
+    )
     # Instruments: measured on a fixed batch during training (sslscope.instruments).
     instruments: str = _opt(
         "spectrum,geometry", "instruments run during training, comma-separated; empty: none"
@@ -209,6 +231,7 @@ def load(path: str | Path) -> Config:
 
 def validate(cfg: Config) -> Config:
     """Check ranges and names; raise a one-sentence UserError for the first problem found."""
+    from sslscope.anatomy import level_names
     from sslscope.data import DATASETS
     from sslscope.instruments.recorder import instrument_names
     from sslscope.losses import METHODS
@@ -228,6 +251,10 @@ def validate(cfg: Config) -> Config:
     choose("optimizer", cfg.optimizer, OPTIMIZERS)
     instrument_names(cfg.instruments)
     method = METHODS[cfg.method]
+    level_names(cfg.levels)
+    if (cfg.levels or cfg.taps or cfg.mine_seeds) and method.cross_modal:
+        raise UserError(f"levels, taps and MINE measure one encoder's h; {cfg.method} has one "
+                        "encoder per modality")
     method.resolve(cfg.loss_kwargs)
     if method.views is not None and cfg.n_views != method.views:
         raise UserError(f"method '{cfg.method}' uses exactly {method.views} views, got n_views="
@@ -257,6 +284,11 @@ def validate(cfg: Config) -> Config:
         (cfg.knn_k >= 1, f"knn_k must be at least 1, got {cfg.knn_k}"),
         (cfg.knn_temperature > 0, "knn_temperature must be positive"),
         (cfg.instrument_points >= 0, "instrument_points must be ≥ 0"),
+        (cfg.sample_images >= 2, f"sample_images must be at least 2, got {cfg.sample_images}"),
+        (cfg.sample_train_views >= 1 and cfg.sample_test_views >= 1,
+         "sample_train_views and sample_test_views must be at least 1"),
+        (cfg.random_targets >= 1, f"random_targets must be at least 1, got {cfg.random_targets}"),
+        (cfg.mine_seeds >= 0, f"mine_seeds must be ≥ 0 (0: off), got {cfg.mine_seeds}"),
         (cfg.instrument_batch == 0 or cfg.instrument_batch >= 2,
          f"instrument_batch must be 0 (automatic) or at least 2, got {cfg.instrument_batch}"),
         (cfg.log_every >= 1, "log_every must be at least 1"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sslscope.anatomy import clustering
 from sslscope.config import Config
 from sslscope.data import ImageData
 from sslscope.evaluate.suite import ProbeSettings, evaluate_features
@@ -38,6 +39,7 @@ def probes(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
 CONSUMERS: dict[str, Callable[[Config, ImageData, RunFiles], Consumer | None]] = {
     "probes": probes,
     "instruments": instruments,
+    "clustering": clustering,
 }
 
 

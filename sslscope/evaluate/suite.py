@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,30 +41,38 @@ class ProbeSettings:
 
 @torch.no_grad()
 def extract_features(
-    encoder: nn.Module, images: Tensor, *, batch_size: int = 1024, device: torch.device | str
+    encoder: nn.Module, images: Tensor, *, batch_size: int = 1024, device: torch.device | str,
+    taps: Sequence[str] = (),
 ) -> dict[str, Tensor]:
     """Backbone and projector outputs of images, with the encoder in eval mode.
 
     Args:
-        encoder: maps float images in [0, 1], (N, C, H, W), to (h, z).
+        encoder: maps float images in [0, 1], (N, C, H, W), to (h, z); with ``taps``, an
+            :class:`sslscope.models.Encoder` whose backbone has ``forward_features``.
         images: (N, C, H, W) on any device: uint8 (scaled to [0, 1] here) or float already in
             [0, 1] (augmented views, used as they are).
+        taps: backbone taps to return as well (``Encoder.tap_names()``), from the same pass.
 
     Returns:
-        {"h": (N, D_h), "z": (N, D_z)} float32 on ``device``. The encoder's train/eval mode is
-        restored afterwards.
+        {"h": (N, D_h), "z": (N, D_z), tap: (N, D_tap) …} float32 on ``device``. The
+        encoder's train/eval mode is restored afterwards.
     """
     was_training = encoder.training
     encoder.eval()
-    hs, zs = [], []
+    out: dict[str, list[Tensor]] = {name: [] for name in ("h", "z", *taps)}
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size].to(device)
         x = x.float() if x.is_floating_point() else x.float().div_(255)
-        h, z = encoder(x)
-        hs.append(h.float())
-        zs.append(z.float())
+        if taps:
+            h, z, tapped = encoder.forward_taps(x)
+            for name in taps:
+                out[name].append(tapped[name].float())
+        else:
+            h, z = encoder(x)
+        out["h"].append(h.float())
+        out["z"].append(z.float())
     encoder.train(was_training)
-    return {"h": torch.cat(hs), "z": torch.cat(zs)}
+    return {name: torch.cat(chunks) for name, chunks in out.items()}
 
 
 def probe_features(

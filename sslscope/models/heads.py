@@ -68,3 +68,19 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.backbone(self.normalize(x))
         return h, self.projector(h)
+
+    def tap_names(self) -> list[str]:
+        """The backbone's taps in forward order (its ``feature_dims``); [] if it has none."""
+        return list(getattr(self.backbone, "feature_dims", {}))
+
+    def forward_taps(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """h, z and every tap of the backbone (``forward_features``) in one forward pass.
+
+        A backbone with taps returns its last tap equal to its ``forward``, so h is that tap.
+
+        Shapes:
+            x (N, C, H, W) -> h (N, D_h), z (N, D_z), {tap: (N, feature_dims[tap])}
+        """
+        taps = self.backbone.forward_features(self.normalize(x))
+        h = taps[next(reversed(taps))]
+        return h, self.projector(h), taps

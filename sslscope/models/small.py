@@ -31,6 +31,7 @@ class Linear(nn.Module):
         self.weight_map = nn.Linear(in_features, out_features, bias=False)
         self.register_buffer("centre", torch.zeros(in_features))
         self.out_dim = out_features
+        self.feature_dims: dict[str, int] = {"linear": out_features}
 
     @torch.no_grad()
     def fit_statistics(self, x: Tensor) -> None:
@@ -40,6 +41,10 @@ class Linear(nn.Module):
     def inputs(self, x: Tensor) -> Tensor:
         """The centred, flattened inputs W multiplies: (N, C, H, W) -> (N, m)."""
         return self.flatten(x) - self.centre
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        """The one tap: ``{"linear": forward(x)}``."""
+        return {"linear": self.forward(x)}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.weight_map(self.inputs(x))
@@ -51,6 +56,9 @@ class MLP(nn.Module):
     Args:
         in_features: C·H·W of the input images.
         widths: hidden widths; the last one is the representation size ``out_dim``.
+
+    Attributes:
+        feature_dims: the taps ``layer1`` … ``layerK`` (after each ReLU) and their widths.
 
     Shapes:
         (N, C, H, W) -> (N, widths[-1])
@@ -65,9 +73,29 @@ class MLP(nn.Module):
             prev = width
         self.net = nn.Sequential(*layers)
         self.out_dim = prev
+        self.feature_dims: dict[str, int] = {f"layer{i + 1}": w for i, w in enumerate(widths)}
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        """The output of every hidden layer (after its ReLU); the last equals ``forward(x)``.
+
+        Returns:
+            ``{"layer1", …, "layerK"}`` → (N, widths[k]).
+        """
+        return _taps_after_relu(self.net, x, "layer", pool=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def _taps_after_relu(layers: nn.Sequential, x: Tensor, prefix: str, *, pool: bool
+                     ) -> dict[str, Tensor]:
+    """Run ``layers`` and keep the output of every ReLU, globally average-pooled if ``pool``."""
+    taps = {}
+    for layer in layers:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            taps[f"{prefix}{len(taps) + 1}"] = x.mean(dim=(-2, -1)) if pool else x
+    return taps
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -85,6 +113,10 @@ class SmallCNN(nn.Module):
         in_channels: 1 for grayscale, 3 for colour.
         widths: channels of each stage; stage s is followed by a 2×2 max-pool except the last.
 
+    Attributes:
+        feature_dims: the taps ``conv1`` … ``conv{2S}`` (every conv block, after its ReLU and
+            before any max-pool, globally average-pooled) and their channels.
+
     Shapes:
         (N, C, H, W) -> (N, widths[-1])
     """
@@ -100,6 +132,17 @@ class SmallCNN(nn.Module):
             prev = width
         self.features = nn.Sequential(*layers)
         self.out_dim = prev
+        self.feature_dims: dict[str, int] = {
+            f"conv{i + 1}": w for i, w in enumerate(w for w in widths for _ in range(2))
+        }
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        """Every conv block's output, globally average-pooled; the last equals ``forward(x)``.
+
+        Returns:
+            ``{"conv1", …, "conv6"}`` → (N, channels) for the default three stages.
+        """
+        return _taps_after_relu(self.features, x, "conv", pool=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
