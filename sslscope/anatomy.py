@@ -44,6 +44,7 @@ from sslscope.evaluate.collapse import collapse_metrics
 from sslscope.evaluate.mine import mine_estimate, pca_project
 from sslscope.evaluate.suite import extract_features
 from sslscope.files import atomic_write
+from sslscope.models import build_backbone
 from sslscope.observe import Consumer, Snapshot
 from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
@@ -54,6 +55,10 @@ LEVELS = ("sample", "class", "superclass", "random")
 TARGET_STEPS = 300  # the supervised network behind the random level: steps, lr, record points
 TARGET_LR = 3e-4  # slow enough that its labels pass through every randomness (digits: 8 steps)
 TARGET_RECORDS = 40
+# The target network's seed is the run's plus this: with the run's own seed its initial network
+# would be the SSL network's initialisation, and the most random labels a linear function of
+# h at step 0 (a linear probe then reads them off perfectly before any training).
+TARGET_SEED_OFFSET = 1_000
 MINE_DIMS = 64  # X and h are projected on their top principal directions before MINE
 
 
@@ -121,7 +126,8 @@ def random_targets(cfg: Config, data: ImageData, files: RunFiles,
                             "train the targets again") from None
     record = {0} | set(np.unique(np.geomspace(1, TARGET_STEPS, TARGET_RECORDS).astype(int)))
     run = train_classifier(data, cfg.backbone, steps=TARGET_STEPS, lr=TARGET_LR,
-                           record_at=sorted(record), seed=cfg.seed, device=device)
+                           record_at=sorted(record), seed=cfg.seed + TARGET_SEED_OFFSET,
+                           device=device)
     targets = randomness_targets(run, data.train_y, data.num_classes, cfg.random_targets)
     tensors = {"randomness": targets.randomness, "step": targets.steps,
                "train": targets.train.contiguous(), "test": targets.test.contiguous()}
@@ -139,6 +145,12 @@ def clustering(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None
     if "superclass" in levels and superclass_labels(data.name, data.train_y) is None:
         raise UserError(f"the data set '{data.name}' has no superclasses; drop the superclass "
                         "level")
+    if cfg.taps:  # checked before training starts, on a throwaway backbone of the data's shape
+        tap_selection(cfg.taps, list(getattr(build_backbone(cfg.backbone, data.shape),
+                                             "feature_dims", {})))
+    if "sample" in levels and cfg.sample_images > data.ssl_images().shape[0]:
+        raise UserError(f"sample_images {cfg.sample_images} exceeds the "
+                        f"{data.ssl_images().shape[0]} training images")
     cache: dict[str, object] = {}
 
     def labelled(device: torch.device) -> dict[str, tuple[Tensor, Tensor]]:

@@ -163,14 +163,15 @@ def randomness_targets(run: SupervisedRun, truth: Tensor, num_classes: int,
                        count: int) -> RandomTargets:
     """``count`` of the run's recorded label sets, spread evenly over randomness 1 → 0.
 
-    For each target r* in linspace(1, 0, count), the recorded step whose randomness is nearest
-    and not yet taken (a label set with a single class is never taken: it has no clustering
-    to measure). Fewer than ``count`` come back when fewer usable steps were recorded.
+    For each target r* = 1, 1 − 1/count, …, 1/count (0 is left out: the true labels are the
+    class level already), the recorded step whose randomness is nearest and not yet taken (a
+    label set with a single class is never taken: it has no clustering to measure). Fewer than
+    ``count`` come back when fewer usable steps were recorded.
     """
     r = randomness(run.train_predictions, truth.cpu(), num_classes)
     usable = [i for i in range(len(run.steps)) if run.train_predictions[i].unique().numel() > 1]
     chosen: list[int] = []
-    for target in np.linspace(1.0, 0.0, count):
+    for target in np.linspace(1.0, 0.0, count + 1)[:count]:
         free = [i for i in usable if i not in chosen]
         if free:
             chosen.append(min(free, key=lambda i: (abs(float(r[i]) - target), i)))

@@ -96,7 +96,8 @@ def test_randomness_targets_spread_from_arbitrary_to_true():
     run = SupervisedRun(None, tuple(steps), torch.stack(sets), torch.stack(sets))
     targets = randomness_targets(run, truth, 4, count=3)
     r = targets.randomness.tolist()
-    assert r == sorted(r, reverse=True) and r[-1] == 0.0 and r[0] > 0.8
+    # Targets 1, 2/3, 1/3: the true labels (r = 0) are the class level, not a random one.
+    assert r == sorted(r, reverse=True) and r[0] > 0.8 and 0.1 < r[-1] < 0.5
     assert 10 not in targets.steps.tolist()
     assert targets.train.shape == (3, 100)
 

@@ -44,6 +44,13 @@ def assert_one_sentence(err, *fragments):
     (["train", "--method", "byol", "--precondition", "0.1"],
      ["precondition does not apply to byol"]),
     (["train", "--precondition", "-1"], ["precondition must be ≥ 0"]),
+    # The clustering anatomy's options (issue 9).
+    (["train", "--levels", "pixels"], ["unknown label level 'pixels'"]),
+    (["train", "--taps", "block9"], ["no tap 'block9'; its taps are: conv1"]),
+    (["train", "--levels", "sample", "--sample-images", "5000"],
+     ["sample_images 5000 exceeds the 1347 training images"]),
+    (["train", "--method", "clip", "--levels", "class"], ["one encoder per modality"]),
+    (["train", "--mine-seeds", "-2"], ["mine_seeds must be ≥ 0"]),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, fragments):
     code, _, err = run_cli(capsys, *argv)
@@ -169,6 +176,9 @@ def test_study_table_cells_are_the_runs_test_accuracies(capsys, tmp_path):
     (["study", "methods", "--seeds", "a,b"], "comma-separated integers"),
     (["study", "stepwise", "--jobs", "0"], "--jobs must be at least 1"),
     (["study", "stepwise", "--precondition", "0"], "--precondition must be positive"),
+    (["study", "clustering", "--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["study", "clustering", "--method", "nope"], "unknown method 'nope'"),
+    (["study", "clustering", "--jobs", "0"], "--jobs must be at least 1"),
 ])
 def test_study_bad_input(capsys, argv, fragment):
     code, _, err = run_cli(capsys, *argv)

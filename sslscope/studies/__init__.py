@@ -40,6 +40,7 @@ class Study:
 STUDY_MODULES = (
     "sslscope.studies.methods",
     "sslscope.studies.stepwise",
+    "sslscope.studies.clustering",
 )
 
 STUDIES: dict[str, Study] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,16 @@ def verdict_over(oks: Sequence[bool | None]) -> str:
     if all(ok is False for ok in oks):
         return "differs"
     return "inconclusive"
+
+
+def claims_table(claims: Sequence[Claim]) -> str:
+    """The claims as an HTML table for a study's page (every string escaped)."""
+    rows = "".join(
+        f"<tr><td>{escape(c.id)}</td><td>{escape(c.claim)}<br><span class=\"note\">"
+        f"{escape(c.source)}</span></td><td>{escape(c.paper)}</td><td>{escape(c.detail)}</td>"
+        f"<td><b>{escape(c.verdict)}</b></td></tr>" for c in claims)
+    return ("<table><tr><th>id</th><th>claim</th><th>paper</th><th>measured here</th>"
+            f"<th>verdict</th></tr>{rows}</table>")
 
 
 def _cell(text: str) -> str:

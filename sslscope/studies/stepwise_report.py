@@ -19,7 +19,7 @@ from sslscope.report.figures import embed_figure
 from sslscope.report.page import CSS
 from sslscope.report.record import RunRecord
 from sslscope.runs import RunFiles
-from sslscope.studies.claims import Claim
+from sslscope.studies.claims import Claim, claims_table
 from sslscope.studies.stepwise_claims import spectrum_key
 from sslscope.theory.stepwise import embedding_eigenvalues, loss_curve
 
@@ -86,15 +86,6 @@ def _speedup_figure(runs: dict[str, RunFiles], seed: int) -> Figure:
     return fig
 
 
-def _claims_table(claims: list[Claim]) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(c.id)}</td><td>{escape(c.claim)}<br><span class=\"note\">"
-        f"{escape(c.source)}</span></td><td>{escape(c.paper)}</td><td>{escape(c.detail)}</td>"
-        f"<td><b>{escape(c.verdict)}</b></td></tr>" for c in claims)
-    return ("<table><tr><th>id</th><th>claim</th><th>paper</th><th>measured here</th>"
-            f"<th>verdict</th></tr>{rows}</table>")
-
-
 def _step_table(theory: dict, title: str) -> str:
     head = "".join(f"<th>{j + 1}</th>" for j in range(len(theory["predicted_steps"])))
 
@@ -130,7 +121,7 @@ def write_report(out_dir: Path, runs: dict[str, RunFiles], claims: list[Claim],
     body = f"""<h1>The stepwise nature of SSL on the digits</h1>
 <p class="sub">seed 000: Simon et al., "On the Stepwise Nature of Self-Supervised Learning",
 ICML 2023 · <code>{escape(command)}</code></p>
-<h2>Claims</h2>{_claims_table(claims)}
+<h2>Claims</h2>{claims_table(claims)}
 <h2>Figure 1 · the linear model against its closed form</h2>{fig1}
 <p class="note">f(x) = W(x − x̄) on fixed augmented pairs of all training digits, linear Barlow
 Twins (λ = 1, no standardisation), full-batch gradient descent from W(0) ~ N(0, σ²), seed {seed}.
