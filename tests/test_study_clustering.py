@@ -141,3 +141,37 @@ def test_clustering_study_writes_its_claims_and_report_and_skips_on_rerun(tmp_pa
     assert len([s for s in said if s.endswith("skipped")]) == 3  # the run and both baselines
     assert not [s for s in said if s.endswith("training")
                 or s.endswith("training the supervised baseline")]
+
+
+@pytest.mark.slow
+def test_clustering_study_runs_on_cifar100_files_with_its_superclasses(tmp_path, monkeypatch):
+    """The study on generated CIFAR-100 files in the real format (3 train, 2 test per class)."""
+    from sslscope import anatomy
+    from sslscope.data import cifar
+    from sslscope.data.hierarchy import SUPERCLASSES
+    from sslscope.studies import clustering
+    from tests.test_datasets import _dump, _rows
+
+    folder = tmp_path / "data" / cifar.CIFAR100_DIR
+    coarse = SUPERCLASSES["cifar100"].coarse_of
+    for split, per_class, seed in (("train", 3, 1), ("test", 2, 2)):
+        fine = [c for c in range(100) for _ in range(per_class)]
+        _dump(folder / split, {b"data": _rows(len(fine), seed=seed), b"fine_labels": fine,
+                               b"coarse_labels": [coarse[c] for c in fine]})
+    _dump(folder / "meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+                            b"coarse_label_names": [f"c{i}".encode() for i in range(20)]})
+    real = clustering.ssl_config
+    monkeypatch.setattr(clustering, "ssl_config", lambda *a, **kw: config_lib.replace(
+        real(*a, **kw), steps=6, warmup_steps=1, batch_size=64, eval_points=2,
+        projector_dims=(32,), sample_images=10, sample_train_views=3, sample_test_views=2,
+        mine_seeds=1, random_targets=2, taps="conv6", log_every=2))
+    monkeypatch.setattr(clustering, "SUPERVISED", {"steps": 6, "batch_size": 64, "lr": 1e-3})
+    monkeypatch.setattr(anatomy, "TARGET_STEPS", 10)
+    clustering.run_study(tmp_path / "out", dataset="cifar100", data_dir=str(tmp_path / "data"),
+                         device="cpu", log=lambda s: None)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["title"].endswith("on cifar100")
+    cfg = json.loads((tmp_path / "out" / "runs" / "vicreg-seed0" / "config.json").read_text())
+    assert cfg["augment"] == "simclr" and cfg["levels"] == "all"
+    rows = (tmp_path / "out" / "runs" / "vicreg-seed0" / "metrics.jsonl").read_text()
+    assert "clus/h/superclass/cdnv" in rows and "clus/conv6/sample/linear_test_acc" in rows

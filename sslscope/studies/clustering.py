@@ -1,4 +1,4 @@
-"""Seed 002's experiments: the clustering anatomy of self-supervised learning, on the digits.
+"""Seed 002's experiments: the clustering anatomy of self-supervised learning (digits default).
 
 ``sslscope study clustering --out runs/clustering`` trains, as ordinary run directories under
 ``OUT/runs/``, ``<method>-seed<s>``: the SSL run (VICReg and the small CNN unless told
@@ -24,6 +24,8 @@ from typing import Any
 from sslscope import config as config_lib
 from sslscope.config import Config
 from sslscope.data import ImageData, load_dataset
+from sslscope.data.download import DEFAULT_DATA_DIR
+from sslscope.data.hierarchy import SUPERCLASSES
 from sslscope.evaluate.collapse import collapse_metrics
 from sslscope.evaluate.suite import extract_features
 from sslscope.files import atomic_write_json, read_json_object
@@ -41,16 +43,22 @@ from sslscope.supervised import train_classifier
 SUPERVISED = {"steps": 600, "batch_size": 128, "lr": 1e-3}
 
 
-def ssl_config(method: str, backbone: str, *, full: bool, seed: int, device: str) -> Config:
+def ssl_config(method: str, backbone: str, *, full: bool, seed: int, device: str,
+               dataset: str = "digits", data_dir: str = DEFAULT_DATA_DIR) -> Config:
     """The SSL run: 1,000 steps (3,000 full) of batch 256, every level, tap and MINE.
+
+    On the digits the views are the digits recipe; on any other data set SimCLR's (the
+    paper's protocol).
 
     The sample level is 100 images × 20 / 5 views (the paper's 500 × 100 / 20 with ``full``);
     MINE averages the paper's 5 seeds. The evaluation points are log-spaced,
     so the early phase the paper's findings 2 and 3 are about is sampled densely.
     """
     return config_lib.replace(
-        Config(), method=method, backbone=backbone, steps=3000 if full else 1000,
-        eval_points=16 if full else 10, levels="all", taps="all",
+        Config(), method=method, backbone=backbone, dataset=dataset, data_dir=data_dir,
+        augment="digits" if dataset == "digits" else "simclr", steps=3000 if full else 1000,
+        eval_points=16 if full else 10, taps="all",
+        levels="all" if dataset in SUPERCLASSES else "sample,class,random",
         mine_seeds=5, random_targets=5 if full else 4, instruments="",
         sample_images=500 if full else 100, sample_train_views=100 if full else 20,
         sample_test_views=20 if full else 5, seed=seed, device=device)
@@ -89,8 +97,9 @@ def supervised_baseline(data: ImageData, cfg: Config, augment: bool, path: Path,
 
 
 def run_study(out_dir: str | Path, *, method: str = "vicreg", backbone: str = "small_cnn",
-              full: bool = False, seeds: list[int] | None = None, device: str = "auto",
-              parallel: int = 1, log: Any = print) -> Path:
+              dataset: str = "digits", data_dir: str = DEFAULT_DATA_DIR, full: bool = False,
+              seeds: list[int] | None = None, device: str = "auto", parallel: int = 1,
+              log: Any = print) -> Path:
     """Train (or keep) the runs and baselines, then write the report and the summary.
 
     Returns:
@@ -101,8 +110,8 @@ def run_study(out_dir: str | Path, *, method: str = "vicreg", backbone: str = "s
 
     out_dir = Path(out_dir)
     seeds = seeds or [0]
-    configs = {seed: ssl_config(method, backbone, full=full, seed=seed, device=device)
-               for seed in seeds}
+    configs = {seed: ssl_config(method, backbone, full=full, seed=seed, device=device,
+                                dataset=dataset, data_dir=data_dir) for seed in seeds}
     for cfg in configs.values():
         config_lib.validate(cfg)  # a bad --method or --backbone is one sentence, before training
     runs = run_jobs([Job(f"{method}-seed{seed}", cfg) for seed, cfg in configs.items()],
@@ -116,11 +125,12 @@ def run_study(out_dir: str | Path, *, method: str = "vicreg", backbone: str = "s
         for seed, cfg in configs.items()}
     claims, results = claims_and_results(runs, supervised, method=method, seeds=seeds)
     command = (f"sslscope study clustering --out {out_dir} --method {method} --backbone "
-               f"{backbone}" + (" --full" if full else "")
+               f"{backbone}" + (f" --dataset {dataset}" if dataset != "digits" else "")
+               + (" --full" if full else "")
                + f" --seeds {','.join(map(str, seeds))}")
     write_report(out_dir, runs, supervised, claims, results, command=command)
     return write_summary(out_dir, study="clustering",
-                         title="The clustering anatomy of SSL (seed 002) on the digits",
+                         title=f"The clustering anatomy of SSL (seed 002) on {dataset}",
                          command=command, environment=environment(resolve_device(device)),
                          claims=claims, body=results_markdown(runs, supervised, method=method,
                                                               seeds=seeds))
@@ -133,6 +143,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="small_cnn",
                         help="small_cnn or res_lh:L,H (the paper's RES-L-H; res_lh:10,250 is "
                         "its main model, slow on a CPU) (default: %(default)s)")
+    parser.add_argument("--dataset", default="digits",
+                        help="digits (bundled), or a data set with labels in --data-dir, e.g. "
+                        "cifar100, the paper's, whose superclasses are the third level "
+                        "(default: %(default)s)")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="where --dataset is stored (default: %(default)s)")
     parser.add_argument("--full", action="store_true",
                         help="the paper's sample level (500 images × 100 / 20 views), 3,000 "
                         "steps, 16 evaluation points, 5 random targets (slow on a CPU)")
@@ -143,7 +159,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> Path:
     check_backbone(args.backbone)
-    return run_study(args.out, method=args.method, backbone=args.backbone, full=args.full,
+    return run_study(args.out, method=args.method, backbone=args.backbone,
+                     dataset=args.dataset, data_dir=args.data_dir, full=args.full,
                      seeds=parse_seeds(args.seeds), device=args.device,
                      parallel=positive("--jobs", args.jobs))
 
@@ -151,12 +168,12 @@ def _run(args: argparse.Namespace) -> Path:
 STUDY = Study(
     name="clustering",
     help="seed 002: sample- and class-level clustering over training, CDNV, layers, MINE",
-    description="Train an SSL method (VICReg unless told otherwise) on the digits, measuring "
-    "at each evaluation\npoint NCC, linear accuracy and CDNV at the sample, class, superclass "
-    "and random-target\nlevels, at every backbone tap, and MINE's I(X; h); train the same "
-    "backbone supervised with\nand without augmentation; write OUT/report.html, "
-    "OUT/summary.md and OUT/summary.json\n(the claims list of the paper's findings 1-9). Runs "
-    "go to OUT/runs/; rerunning skips\nfinished runs.",
+    description="Train an SSL method (VICReg unless told otherwise) on the digits (or "
+    "--dataset),\nmeasuring at each evaluation point NCC, linear accuracy and CDNV at the "
+    "sample,\nclass, superclass and random-target levels, at every backbone tap, and MINE's "
+    "I(X; h);\ntrain the same backbone supervised with and without augmentation; write\n"
+    "OUT/report.html, OUT/summary.md and OUT/summary.json (the claims list of the paper's\n"
+    "findings 1-9). Runs go to OUT/runs/; rerunning skips finished runs.",
     add_arguments=_add_arguments,
     run=_run,
 )

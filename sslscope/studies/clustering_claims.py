@@ -68,6 +68,13 @@ class Curves:
         return [r for r in reps if r != "h"] + ["h"]
 
 
+def _spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's ρ; NaN when either side is constant (no ranking to compare)."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
+    return float(spearmanr(x, y)[0])
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -198,9 +205,9 @@ def finding_7(c: Curves) -> list[Result]:
     r = {lvl: c.randomness(lvl) for lvl in levels}
     key = "clus/h/{}/linear_test_acc".format
     gain = {lvl: c.end(key(lvl)) - c.start(key(lvl)) for lvl in ["class", *levels]}
-    rho = float(spearmanr([r[lvl] for lvl in levels], [gain[lvl] for lvl in levels])[0])
+    rho = _spearman([r[lvl] for lvl in levels], [gain[lvl] for lvl in levels])
     most = max(levels, key=lambda lvl: r[lvl])
-    ok_a = rho < 0 and gain[most] < 0.5 * gain["class"]
+    ok_a = None if np.isnan(rho) else bool(rho < 0 and gain[most] < 0.5 * gain["class"])
     taps = c.taps()
     depth_gap = {lvl: c.end(f"clus/{taps[-1]}/{lvl}/linear_test_acc")
                  - c.end(f"clus/{taps[0]}/{lvl}/linear_test_acc") for lvl in ["class", *levels]}
@@ -219,9 +226,11 @@ def finding_7(c: Curves) -> list[Result]:
 def finding_8(c: Curves) -> list[Result]:
     """Finding 8's test on one seed.
 
-    8a: at the end, the class level has the higher NCC test accuracy and the lower CDNV
-    than the most random target. 8b: over training the class/random ratio of the mean
-    distances changes more (in log) than that of the within-class variances, and grows.
+    8a: at the end, the class level has the higher NCC test accuracy and the lower CDNV than
+    the most random target. 8b: over training, the class/random ratio of the mean squared
+    distances between class means grows, and it makes at least 2/3 of the log-change of the
+    two parts' ratios together (|Δ log distance ratio| / (|Δ log distance ratio| + |Δ log
+    variance ratio|)); differs when it shrinks or makes under 1/2, inconclusive between.
     """
     most = max(c.levels(), key=c.randomness)
     ncc = {lvl: c.end(f"clus/h/{lvl}/ncc_test_acc") for lvl in ("class", most)}
@@ -232,15 +241,18 @@ def finding_8(c: Curves) -> list[Result]:
 
     dist = (ratio("between_distance", c.start), ratio("between_distance", c.end))
     var = (ratio("within_variance", c.start), ratio("within_variance", c.end))
-    ok_b = abs(np.log(dist[1] / dist[0])) > abs(np.log(var[1] / var[0])) and dist[1] > dist[0]
+    d_dist, d_var = abs(np.log(dist[1] / dist[0])), abs(np.log(var[1] / var[0]))
+    share = d_dist / (d_dist + d_var) if d_dist + d_var else float("nan")
+    ok_b = (False if dist[1] <= dist[0] or share < 0.5 else (True if share >= 2 / 3 else None))
     return [
         (ncc["class"] > ncc[most] and cdnv["class"] < cdnv[most], {"ncc_test": ncc, "cdnv": cdnv},
          f"final NCC test accuracy class {_pct(ncc['class'])} vs most random "
          f"(r = {c.randomness(most):.2f}) {_pct(ncc[most])}; CDNV {cdnv['class']:.3f} vs "
          f"{cdnv[most]:.3f}"),
-        (bool(ok_b), {"distance_ratio": dist, "variance_ratio": var},
+        (ok_b, {"distance_ratio": dist, "variance_ratio": var, "distance_share": share},
          f"class/random ratio from start to end: mean distance {dist[0]:.2f} → {dist[1]:.2f}, "
-         f"within-class variance {var[0]:.2f} → {var[1]:.2f}"),
+         f"within-class variance {var[0]:.2f} → {var[1]:.2f}; the distances make "
+         f"{share:.0%} of the change"),
     ]
 
 
@@ -257,19 +269,26 @@ def finding_9(c: Curves) -> list[Result]:
     gain = {t: c.end(key(t)) - c.start(key(t)) for t in taps}
     final = {t: c.end(f"clus/{t}/class/linear_test_acc") for t in taps}
     best = max(taps, key=lambda t: (final[t], taps.index(t)))  # ties go to the deeper layer
-    ratio = {t: c.end(f"clus/{t}/superclass/linear_test_acc") / final[t] for t in taps}
-    rho = float(spearmanr(range(len(taps)), [ratio[t] for t in taps])[0])
+    tied = [t for t in taps if final[t] == final[best]]
+    if "clus/h/superclass/linear_test_acc" in c.keys():
+        ratio = {t: c.end(f"clus/{t}/superclass/linear_test_acc") / final[t] for t in taps}
+        rho = _spearman(list(range(len(taps))), [ratio[t] for t in taps])
+        result_c: Result = (None if np.isnan(rho) else bool(rho > 0.5),
+                            {"ratio": ratio, "spearman": rho},
+                            "superclass/class accuracy ratio per layer: "
+                            + ", ".join(f"{t} {v:.3f}" for t, v in ratio.items())
+                            + f"; Spearman ρ = {rho:.2f}")
+    else:
+        result_c = (None, {}, "not measurable: the data set has no superclasses")
     return [
         (all(g > 0 for g in gain.values()), {"gain": gain},
          "class-level linear-accuracy gain per layer (points): "
          + ", ".join(f"{t} {100 * g:+.1f}" for t, g in gain.items())),
         (best != taps[-1], {"final": final, "best": best},
-         f"best layer for the classes at the end: {best} ({_pct(final[best])}; the last layer "
-         f"{_pct(final[taps[-1]])}; the first of the best "
-         f"{next(t for t in taps if final[t] == final[best])})"),
-        (rho > 0.5, {"ratio": ratio, "spearman": rho},
-         "superclass/class accuracy ratio per layer: "
-         + ", ".join(f"{t} {v:.3f}" for t, v in ratio.items()) + f"; Spearman ρ = {rho:.2f}"),
+         f"best layer(s) for the classes at the end: {', '.join(tied)} at "
+         f"{_pct(final[best])}" + ("" if best != taps[-1] else
+                                   " (the last layer is among them)")),
+        result_c,
     ]
 
 

@@ -113,7 +113,8 @@ def write_report(out_dir: Path, runs: dict[str, RunFiles], supervised: dict[int,
     sup = embed_figure(_supervised_figure(c, supervised[seed]), out_dir / "figures",
                        "supervised", "class-level NCC accuracy, SSL against supervised")
     links = " · ".join(f'<a href="runs/{escape(n)}/report.html">{escape(n)}</a>' for n in runs)
-    body = f"""<h1>The clustering anatomy of SSL on the digits</h1>
+    dataset = runs[name].load_config().dataset
+    body = f"""<h1>The clustering anatomy of SSL on {escape(dataset)}</h1>
 <p class="sub">seed 002: Ben-Shaul et al., "Reverse Engineering Self-Supervised Learning",
 NeurIPS 2023 · <code>{escape(command)}</code></p>
 <h2>Claims</h2>{claims_table(claims)}
