@@ -9,7 +9,7 @@ The measurements of Ben-Shaul et al., "Reverse Engineering Self-Supervised Learn
                                     ``ncc_test_acc``, ``linear_test_acc``, ``ncc_linear_ratio``,
                                     ``cdnv``, ``within_variance``, ``between_distance``
     clus/randomness/<level>         randomness r in [0, 1] of a random level (1: arbitrary labels)
-    clus/mine/mi, clus/mine/mi_std  MINE estimate of I(X;Z) in nats, and its std over seeds
+    clus/mine/mi, clus/mine/mi_std  MINE estimate of I(X; h) in nats, and its std over seeds
 
 and the training loss terms ``train/loss/invariance``, ``/variance`` and ``/covariance``. Each
 figure is drawn only when its keys exist; the section is None when no ``clus/`` key has a
@@ -239,21 +239,22 @@ def _layer_figure(record: RunRecord, layout: _Layout) -> str:
 
 
 def _mine_figure(record: RunRecord) -> str:
-    """The MINE estimate of I(X;Z) over training (``clus/mine/mi``) with its ±std band."""
+    """The MINE estimate of I(X; h) over training (``clus/mine/mi``) with its ±std band."""
     steps, mi = _series(record, "clus/mine/mi")
     if not np.isfinite(mi).any():
         return ""
     fig = Figure(figsize=(8.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    ax.plot(steps + 1, mi, marker=".", color="C4", label="MINE I(X;Z)")
+    ax.plot(steps + 1, mi, marker=".", color="C4", label="MINE I(X; h)")
     std_steps, std = _series(record, "clus/mine/mi_std")
     if np.isfinite(std).any() and np.array_equal(std_steps, steps):
         ax.fill_between(steps + 1, mi - std, mi + std, color="C4", alpha=0.25, label="± std")
     style_step_axis(ax, "mutual information (nats)")
     return _embed(record, fig, "mine", "mutual information between inputs and embeddings",
-                  "Mutual information I(X;Z)",
+                  "Mutual information I(X; h)",
                   "Mutual Information Neural Estimation (MINE, Belghazi et al. 2018): a lower "
-                  "bound on I(X;Z) between the images and their embeddings, in nats; the band "
+                  "bound on I(X; h) between the images and the backbone output h (each on its top "
+                  "64 principal directions), in nats; the band "
                   "is ± one standard deviation over the estimator's seeds.")
 
 
