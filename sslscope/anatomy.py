@@ -30,6 +30,8 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from safetensors import SafetensorError
@@ -44,7 +46,7 @@ from sslscope.evaluate.collapse import collapse_metrics
 from sslscope.evaluate.mine import mine_estimate, pca_project
 from sslscope.evaluate.suite import extract_features
 from sslscope.files import atomic_write
-from sslscope.models import build_backbone
+from sslscope.models import Encoder, build_backbone
 from sslscope.observe import Consumer, Snapshot
 from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
@@ -135,6 +137,25 @@ def random_targets(cfg: Config, data: ImageData, files: RunFiles,
     return targets
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the consumer draws or trains once per run, on the first call.
+
+    Attributes:
+        taps: the taps measured besides h, in forward order.
+        labels: each eval-split level's (train labels, test labels).
+        randomness: each random level's randomness in [0, 1].
+        sample: the sample level's (train views, labels, test views, labels), or None.
+        pixels: the training images on their top principal directions (MINE's X), or None.
+    """
+
+    taps: list[str]
+    labels: dict[str, tuple[Tensor, Tensor]]
+    randomness: dict[str, float]
+    sample: tuple[Tensor, Tensor, Tensor, Tensor] | None
+    pixels: Tensor | None
+
+
 def clustering(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
     """The consumer of ``cfg.levels``, ``cfg.taps`` and ``cfg.mine_seeds``; None when all off."""
     levels = level_names(cfg.levels) or (["class"] if cfg.taps else [])
@@ -146,62 +167,64 @@ def clustering(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None
         raise UserError(f"the data set '{data.name}' has no superclasses; drop the superclass "
                         "level")
     if cfg.taps:  # checked before training starts, on a throwaway backbone of the data's shape
-        tap_selection(cfg.taps, list(getattr(build_backbone(cfg.backbone, data.shape),
-                                             "feature_dims", {})))
+        with torch.random.fork_rng(devices=[]):  # its initialisation leaves the run's RNG alone
+            names = list(getattr(build_backbone(cfg.backbone, data.shape), "feature_dims", {}))
+        tap_selection(cfg.taps, names)
     if "sample" in levels and cfg.sample_images > data.ssl_images().shape[0]:
         raise UserError(f"sample_images {cfg.sample_images} exceeds the "
                         f"{data.ssl_images().shape[0]} training images")
-    cache: dict[str, object] = {}
+    prepared: list[Prepared] = []  # built on the first call, on the run's device
 
-    def labelled(device: torch.device) -> dict[str, tuple[Tensor, Tensor]]:
-        """Each eval-split level's (train labels, test labels)."""
-        out = {}
+    def prepare(encoder: Encoder, device: torch.device) -> Prepared:
+        labels: dict[str, tuple[Tensor, Tensor]] = {}
+        randomness: dict[str, float] = {}
         if "class" in levels:
-            out["class"] = (data.train_y, data.test_y)
+            labels["class"] = (data.train_y, data.test_y)
         if "superclass" in levels:
-            out["superclass"] = (superclass_labels(data.name, data.train_y),
-                                 superclass_labels(data.name, data.test_y))
+            labels["superclass"] = (superclass_labels(data.name, data.train_y),
+                                    superclass_labels(data.name, data.test_y))
         if "random" in levels:
             targets = random_targets(cfg, data, files, device)
-            cache["randomness"] = {f"random{i}": float(r)
-                                   for i, r in enumerate(targets.randomness.tolist())}
-            for i in range(targets.train.shape[0]):
-                out[f"random{i}"] = (targets.train[i], targets.test[i])
-        return out
+            for i, r in enumerate(targets.randomness.tolist()):
+                labels[f"random{i}"] = (targets.train[i], targets.test[i])
+                randomness[f"random{i}"] = float(r)
+        sample = None
+        if "sample" in levels:
+            sample = sample_level_views(data.ssl_images().to(device), cfg.augment,
+                                        cfg.sample_images, cfg.sample_train_views,
+                                        cfg.sample_test_views, cfg.seed)
+        pixels = None
+        if cfg.mine_seeds:
+            pixels = pca_project(data.train_x.to(device).flatten(1).float().div_(255),
+                                 MINE_DIMS)
+        taps = tap_selection(cfg.taps, encoder.tap_names()) if cfg.taps else []
+        return Prepared(taps, labels, randomness, sample, pixels)
 
     def consume(snapshot: Snapshot) -> dict[str, float]:
         encoder, device = snapshot.parts.encoder, snapshot.device
-        if not cache:  # built on the first call, on the run's device
-            taps = tap_selection(cfg.taps, encoder.tap_names()) if cfg.taps else []
-            cache["taps"] = taps
-            cache["levels"] = labelled(device)
-            if "sample" in levels:
-                cache["sample"] = sample_level_views(data.ssl_images().to(device), cfg.augment,
-                                                     cfg.sample_images, cfg.sample_train_views,
-                                                     cfg.sample_test_views, cfg.seed)
-        taps: list[str] = cache["taps"]  # type: ignore[assignment]
-        reps = ["h", *taps]
-        row = {f"clus/randomness/{k}": v for k, v in cache.get("randomness", {}).items()}
-        split: dict[str, dict[str, Tensor]] = {}
-        if cache["levels"] or cfg.mine_seeds:
-            split = {name: extract_features(encoder, images, device=device, taps=taps)
+        if not prepared:
+            prepared.append(prepare(encoder, device))
+        p = prepared[0]
+        reps = ["h", *p.taps]
+        row = {f"clus/randomness/{level}": r for level, r in p.randomness.items()}
+        if p.labels or p.pixels is not None:
+            split = {name: extract_features(encoder, images, device=device, taps=p.taps)
                      for name, images in (("train", data.train_x), ("test", data.test_x))}
-        for level, (train_y, test_y) in cache["levels"].items():  # type: ignore[union-attr]
+        for level, (train_y, test_y) in p.labels.items():
             for rep in reps:
                 values = collapse_metrics(split["train"][rep], train_y, split["test"][rep],
                                           test_y)
                 row.update({f"clus/{rep}/{level}/{k}": v for k, v in values.items()})
-        if "sample" in cache:
-            train_x, train_y, test_x, test_y = cache["sample"]  # type: ignore[misc]
-            train_f = extract_features(encoder, train_x, device=device, taps=taps)
-            test_f = extract_features(encoder, test_x, device=device, taps=taps)
+        if p.sample is not None:
+            train_x, train_y, test_x, test_y = p.sample
+            train_f = extract_features(encoder, train_x, device=device, taps=p.taps)
+            test_f = extract_features(encoder, test_x, device=device, taps=p.taps)
             for rep in reps:
                 values = collapse_metrics(train_f[rep], train_y, test_f[rep], test_y)
                 row.update({f"clus/{rep}/sample/{k}": v for k, v in values.items()})
-        if cfg.mine_seeds:
-            x = pca_project(data.train_x.to(device).flatten(1).float().div_(255), MINE_DIMS)
+        if p.pixels is not None:
             h = pca_project(split["train"]["h"], MINE_DIMS)
-            mine = mine_estimate(x, h, seeds=range(cfg.mine_seeds))
+            mine = mine_estimate(p.pixels, h, seeds=range(cfg.mine_seeds))
             row.update({"clus/mine/mi": mine.mi, "clus/mine/mi_std": mine.std})
         return row
 

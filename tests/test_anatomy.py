@@ -175,3 +175,15 @@ def test_a_run_logs_every_level_tap_and_keeps_its_targets(tmp_path, monkeypatch)
     last = [r for r in rows if "clus/h/class/cdnv" in r][-1]
     assert last["step"] == 4
     check_row(last)
+    # Measuring changes nothing in training, and a resumed run measures what a straight one does.
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    plain = train(config_lib.replace(cfg, levels="", taps=""), tmp_path / "plain",
+                  progress=False)
+    weights = [load_file(str(f.checkpoint)) for f in (files, straight, plain)]
+    assert all(torch.equal(weights[0][k], w[k]) for w in weights[1:] for k in weights[0])
+
+    def clus_rows(f):
+        return [{k: v for k, v in json.loads(line).items() if k.startswith("clus/")}
+                for line in f.metrics.read_text().splitlines() if "clus/" in line]
+
+    assert clus_rows(files) == clus_rows(straight)
