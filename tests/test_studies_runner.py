@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from sslscope import config as config_lib
 from sslscope.errors import UserError
@@ -29,7 +30,15 @@ def linear_config(**overrides):
 @pytest.mark.slow  # four child trainings with their reports: ~50 s
 def test_finished_runs_are_skipped_stopped_ones_resumed_changed_ones_redone(tmp_path):
     cfg = tiny_config(steps=6)
-    train(cfg, tmp_path / "a", stop_at=3, progress=False)  # stopped halfway, a checkpoint kept
+    # Stopped halfway (a checkpoint kept) in this process, with the threads the runner's two
+    # children get: float reductions depend on the thread count, and the resumed run is
+    # compared with an uninterrupted child below.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))
+    try:
+        train(cfg, tmp_path / "a", stop_at=3, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     assert state(tmp_path / "a", cfg) == "resume"
     assert state(tmp_path / "b", cfg) == "fresh"
     said = []
