@@ -135,3 +135,19 @@ def test_nt_xent_rejects_non_positive_temperature():
     z_a, z_b = pair(3, 2)
     with pytest.raises(ValueError, match="temperature"):
         nt_xent_loss(z_a, z_b, temperature=0.0)
+
+
+@pytest.mark.parametrize("n,d", [(8, 3), (8, 8), (8, 9), (5, 64), (64, 300)])
+def test_vicreg_covariance_through_the_gram_matrix_equals_the_d_by_d_form(n, d):
+    """At D > N the covariance term comes from the N×N Gram matrix: equal to float64 rounding,
+    in value and gradient, to the official code's D×D form."""
+    from sslscope.losses._terms import covariance, off_diagonal
+    from sslscope.losses.vicreg import covariance_offdiag
+
+    z = (torch.randn(n, d, dtype=torch.float64) * torch.linspace(0.1, 3, d) + 2).requires_grad_()
+    ours = covariance_offdiag(z)
+    reference = off_diagonal(covariance(z)).pow(2).sum() / d
+    (g_ours,) = torch.autograd.grad(ours, z)
+    (g_ref,) = torch.autograd.grad(reference, z)
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=0)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-14)

@@ -499,3 +499,23 @@ def test_vicreg_tico_module_at_beta_zero_is_vicreg():
         z_a, z_b = [z.float() for z in pair(16, 8, seed=50 + i)]
         assert torch.allclose(loss_fn(z_a, z_b), vicreg_loss(z_a, z_b), atol=1e-5)
     assert torch.isfinite(loss_fn.cov).all()
+
+
+@pytest.mark.parametrize("n,d", [(8, 8), (8, 9), (5, 64), (64, 300)])
+def test_barlow_twins_through_the_gram_matrices_equals_the_d_by_d_form(n, d):
+    """At D > N the terms come from the N×N Gram matrices: equal to float64 rounding, in value
+    and gradient, to C = ẑ_aᵀẑ_b / N of the official code."""
+    from sslscope.losses._terms import cross_correlation, off_diagonal, standardize
+
+    z_a = (torch.randn(n, d, dtype=torch.float64) * 2 + 1).requires_grad_()
+    z_b = (z_a.detach() + torch.randn(n, d, dtype=torch.float64)).requires_grad_()
+    terms = barlow_twins_terms(z_a, z_b, offdiag_weight=0.0051, eps=1e-5)
+    c = cross_correlation(standardize(z_a), standardize(z_b))
+    reference = {"on_diagonal": (1 - torch.diagonal(c)).pow(2).sum(),
+                 "off_diagonal": 0.0051 * off_diagonal(c).pow(2).sum()}
+    for key in reference:
+        torch.testing.assert_close(terms[key], reference[key], rtol=1e-12, atol=1e-15)
+        grads = torch.autograd.grad(terms[key], (z_a, z_b), retain_graph=True)
+        expected = torch.autograd.grad(reference[key], (z_a, z_b), retain_graph=True)
+        for g, e in zip(grads, expected, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-13)

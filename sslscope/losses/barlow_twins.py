@@ -30,8 +30,19 @@ def barlow_twins_terms(
 ) -> dict[str, Tensor]:
     """The two weighted Barlow Twins terms; they sum to :func:`barlow_twins_loss`."""
     check_pair(z_a, z_b)
-    c = cross_correlation(standardize(z_a, eps=eps), standardize(z_b, eps=eps))  # (D, D)
-    return _identity_gap(c, offdiag_weight)
+    a, b = standardize(z_a, eps=eps), standardize(z_b, eps=eps)
+    n, d = a.shape
+    if d <= n:
+        return _identity_gap(cross_correlation(a, b), offdiag_weight)  # (D, D), as the official
+    # D > N: the same terms from the N×N Gram matrices, O(N²D) instead of O(ND²):
+    # ‖C‖²_F = ‖âᵀb̂‖²_F / N² = Σ (â âᵀ ∘ b̂ b̂ᵀ) / N², and C_ii = Σ_n â_ni b̂_ni / N. C has rank
+    # < N < D, so its off-diagonal part is never small next to the diagonal (no cancellation).
+    diagonal = (a * b).sum(0) / n  # (D,)
+    squares = ((a @ a.T) * (b @ b.T)).sum() / n**2
+    return {
+        "on_diagonal": (1 - diagonal).pow(2).sum(),
+        "off_diagonal": offdiag_weight * (squares - diagonal.pow(2).sum()),
+    }
 
 
 def barlow_twins_loss(
