@@ -18,6 +18,8 @@ from sslscope.observe import Consumer, Snapshot
 from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
 
+PROBE_PREFIX = "eval/"  # the probes' keys in metrics.jsonl: "eval/h/knn/test_acc"
+
 
 def probes(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
     """Linear probe, kNN, NCC and k-means on h and z of the fixed split: ``eval/...`` keys.
@@ -31,9 +33,18 @@ def probes(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
     def consume(snapshot: Snapshot) -> dict[str, float]:
         results = evaluate_features(snapshot.features("train"), snapshot.labels("train"),
                                     snapshot.features("test"), snapshot.labels("test"), settings)
-        return {f"eval/{key}": value for key, value in results.items()}
+        return {f"{PROBE_PREFIX}{key}": value for key, value in results.items()}
 
     return Consumer("probes", frozenset(log_spaced_steps(cfg.steps, cfg.eval_points)), consume)
+
+
+def probe_results(row: dict[str, float]) -> dict[str, float] | None:
+    """The probes' results in a logged row, or None when the probes did not run at its step.
+
+    Keyed as :func:`sslscope.evaluate.suite.evaluate_encoder` keys them ("h/linear/test_acc").
+    """
+    found = {k[len(PROBE_PREFIX):]: v for k, v in row.items() if k.startswith(PROBE_PREFIX)}
+    return found or None
 
 
 CONSUMERS: dict[str, Callable[[Config, ImageData, RunFiles], Consumer | None]] = {

@@ -33,17 +33,22 @@ FINAL_TRAIN_IMAGES = 10_000  # training images whose final h and z are saved for
 
 
 def write_final_evaluation(files: RunFiles, cfg: Config, data: ImageData, encoder: torch.nn.Module,
-                           device: torch.device) -> dict[str, Any]:
+                           device: torch.device,
+                           trained: dict[str, float] | None = None) -> dict[str, Any]:
     """Write evaluation.json and the final embeddings; returns the evaluation table.
 
     The table holds raw pixels vs the random-init encoder vs the trained one, on h and z.
+    ``trained`` is the trained encoder's :func:`evaluate_encoder` result when the caller has
+    it already (the loop's probes at the last step compute exactly these numbers); None
+    evaluates it here.
     """
     probe = ProbeSettings.of(cfg)
     initial = build_model(cfg, data.shape, data).to(device)
     table = evaluation_table(
         pixels=evaluate_pixels(data, probe, device),
         initial=evaluate_encoder(initial, data, probe, device),
-        trained=evaluate_encoder(encoder, data, probe, device),
+        trained=trained if trained is not None else evaluate_encoder(encoder, data, probe,
+                                                                     device),
         step=cfg.steps,
     )
     atomic_write_json(files.evaluation, table)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from sslscope import config as config_lib
 from sslscope.checkpoint import save_checkpoint
 from sslscope.config import Config
-from sslscope.consumers import consumers_for
+from sslscope.consumers import consumers_for, probe_results
 from sslscope.data import load_dataset
 from sslscope.distributed import gather
 from sslscope.ema import cosine_ema_decay, ema_update_
@@ -149,10 +149,11 @@ def train(
         save_checkpoint(files.checkpoint, {"parts": parts.modules}, optimizer,
                         {"step": step, "elapsed": clock()})
 
-    def evaluate(step: int) -> None:
+    def evaluate(step: int) -> dict[str, float]:
         row = observe(Snapshot(step, parts, data, device), consumers)
         if row:
             log.append({"step": step, "time": clock(), **row})
+        return row
 
     draw_views = view_drawer(cfg, images, n_views, device)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
@@ -203,16 +204,18 @@ def train(
                     checkpoint(done)
                 bar.update(1)
         checkpoint(step)
+        final_row: dict[str, float] = {}
         if step == cfg.steps and step in observe_steps:
-            evaluate(step)
+            final_row = evaluate(step)
         if interrupt.requested:
             status = {"status": "interrupted", "stopped_at": step}
             raise KeyboardInterrupt
         if step < cfg.steps:
             status = {"status": "stopped", "stopped_at": step}
             return files
-        if data.num_classes:
-            write_final_evaluation(files, cfg, data, parts.encoder, device)
+        if data.num_classes:  # the probes of the last step are the trained encoder's row
+            write_final_evaluation(files, cfg, data, parts.encoder, device,
+                                   trained=probe_results(final_row))
         status = {"status": "finished", "finished": now(), "wall_seconds": clock()}
         return files
     except TrainingDiverged:

@@ -215,3 +215,22 @@ def test_the_linear_model_of_the_theory_trains_through_the_loop(tmp_path):
     assert weights["parts/encoder.backbone.weight_map.weight"].shape == (4, 64)
     losses_logged = [r["train/loss"] for r in read_jsonl(files.metrics) if "train/loss" in r]
     assert losses_logged[0] == pytest.approx(4.0, abs=0.05)  # ‖C − I‖² ≈ d from small init
+
+
+def test_the_final_table_reuses_the_last_steps_probes(tmp_path, monkeypatch):
+    """The trained encoder is probed once: the last step's probes are its evaluation row."""
+    import sslscope.operations as operations
+
+    calls = []
+    real = operations.evaluate_encoder
+    monkeypatch.setattr(operations, "evaluate_encoder",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    files = train(tiny_config(steps=4, warmup_steps=1), tmp_path / "run", progress=False)
+    assert len(calls) == 1  # the random-init encoder only
+    rows = [json.loads(line) for line in files.metrics.read_text().splitlines()]
+    last = [r for r in rows if "eval/h/linear/test_acc" in r][-1]
+    table = json.loads(files.evaluation.read_text())
+    trained = next(r for r in table["rows"] if r["name"] == "trained, backbone h")
+    assert last["step"] == 4
+    assert trained["linear"]["test_acc"] == last["eval/h/linear/test_acc"]
+    assert trained["ncc"]["train_acc"] == last["eval/h/ncc/train_acc"]
