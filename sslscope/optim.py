@@ -115,5 +115,9 @@ def build_optimizer(
         groups[1]["lars_adapt"] = False
         return LARS(groups, lr=lr, momentum=momentum, eta=lars_eta)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        # The fused kernel (CPU and CUDA) updates every tensor in one pass: 3.4× faster than
+        # the per-tensor loop on the demo's parameters and 4.0× on a ResNet-18 with a 2048³
+        # projector (benchmarks/optimizer.md); the same update rule, float rounding aside.
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.AdamW(groups, lr=lr, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
