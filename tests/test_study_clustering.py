@@ -175,3 +175,15 @@ def test_clustering_study_runs_on_cifar100_files_with_its_superclasses(tmp_path,
     assert cfg["augment"] == "simclr" and cfg["levels"] == "all"
     rows = (tmp_path / "out" / "runs" / "vicreg-seed0" / "metrics.jsonl").read_text()
     assert "clus/h/superclass/cdnv" in rows and "clus/conv6/sample/linear_test_acc" in rows
+
+
+def test_a_run_without_random_targets_leaves_7_and_8_inconclusive(tmp_path):
+    runs = {"vicreg-seed0": write_run(tmp_path / "run")}
+    metrics = runs["vicreg-seed0"].metrics
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rows = [{k: v for k, v in r.items() if "random" not in k} for r in rows]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    claims, _ = claims_and_results(runs, {0: SUPERVISED}, method="vicreg", seeds=[0])
+    got = {c.id: c.verdict for c in claims}
+    assert {got[i] for i in ("7a", "7b", "8a", "8b")} == {"inconclusive"}
+    assert got["1"] == got["9c"] == "agrees"

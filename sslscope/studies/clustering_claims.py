@@ -37,6 +37,7 @@ class Curves:
         return steps[order], values[order]
 
     def end(self, key: str) -> float:
+        """The value at the last evaluation point."""
         return float(self(key)[1][-1])
 
     def at(self, key: str, fraction: float) -> float:
@@ -45,18 +46,19 @@ class Curves:
         return float(values[np.argmin(np.abs(steps - fraction * self.steps_total))])
 
     def start(self, key: str) -> float:
+        """The value at the first evaluation point (step 0: the initialisation)."""
         return float(self(key)[1][0])
 
     def keys(self) -> list[str]:
         """Every metrics key, in first-seen order (the loop puts them in evaluation rows)."""
         return list(dict.fromkeys(self.record.keys("eval") + self.record.keys("train")))
 
-    def levels(self, prefix: str = "random") -> list[str]:
-        keys = self.keys()
-        return [k.split("/")[2] for k in keys
-                if k.startswith(f"clus/randomness/{prefix}")] or []
+    def levels(self) -> list[str]:
+        """The random levels logged, ``random0`` (the most random) first."""
+        return [k.split("/")[2] for k in self.keys() if k.startswith("clus/randomness/")]
 
     def randomness(self, level: str) -> float:
+        """A random level's randomness in [0, 1]."""
         return self.end(f"clus/randomness/{level}")
 
     def taps(self) -> list[str]:
@@ -215,6 +217,8 @@ def finding_7(c: Curves) -> list[Result]:
     beats the first, and the class level's first-to-last gap exceeds the most random's.
     """
     levels = c.levels()
+    if not levels:
+        return [(None, {}, "not measurable: the run logged no random targets")] * 2
     r = {lvl: c.randomness(lvl) for lvl in levels}
     key = "clus/h/{}/linear_test_acc".format
     gain = {lvl: c.end(key(lvl)) - c.start(key(lvl)) for lvl in ["class", *levels]}
@@ -245,6 +249,8 @@ def finding_8(c: Curves) -> list[Result]:
     two parts' ratios together (|Δ log distance ratio| / (|Δ log distance ratio| + |Δ log
     variance ratio|)); differs when it shrinks or makes under 1/2, inconclusive between.
     """
+    if not c.levels():
+        return [(None, {}, "not measurable: the run logged no random targets")] * 2
     most = max(c.levels(), key=c.randomness)
     ncc = {lvl: c.end(f"clus/h/{lvl}/ncc_test_acc") for lvl in ("class", most)}
     cdnv = {lvl: c.end(f"clus/h/{lvl}/cdnv") for lvl in ("class", most)}
