@@ -51,7 +51,7 @@ def write_run(path, changes=None):
     values = {**PAPER, **(changes or {})}
     path.mkdir()
     (path / "config.json").write_text(json.dumps(config_lib.to_dict(
-        config_lib.replace(config_lib.Config(), steps=100))))
+        config_lib.replace(config_lib.Config(), steps=100, mine_seeds=5))))
     rows = []
     for i, step in enumerate(STEPS):
         row = {"step": step, "eval/h/knn/test_acc": 0.5,

@@ -130,13 +130,16 @@ def finding_4(c: Curves) -> Result:
 
     Agrees when the final I(X; h), a mean over MINE seeds, is more than 2 standard errors
     (seed std / √seeds) below its peak; differs when the peak is the last point or the drop is
-    under half a standard error; inconclusive in between.
+    under half a standard error; inconclusive in between, or with fewer than two MINE seeds.
     """
     steps, mi = c("clus/mine/mi")
     if not mi.size:
         return None, {}, "MINE was off"
+    seeds = int(c.record.config.get("mine_seeds") or 0)
+    if seeds < 2:
+        return None, {}, f"MINE ran {seeds} seed(s): no standard error to judge a drop by"
     std = c.end("clus/mine/mi_std")
-    error = std / np.sqrt(c.record.config.get("mine_seeds") or 1)
+    error = std / np.sqrt(seeds)
     peak, final = int(np.nanargmax(mi)), float(mi[-1])
     drop = float(mi[peak]) - final
     ok = (True if drop > 2 * error else
@@ -145,7 +148,7 @@ def finding_4(c: Curves) -> Result:
                  "final_std": std, "final_standard_error": error},
             f"I(X; h) peaks at {mi[peak]:.2f} nats (step {steps[peak]}) and ends at "
             f"{final:.2f} (seed std {std:.2f}, standard error {error:.2f}): a drop of "
-            f"{drop / error:.1f} standard errors")
+            + (f"{drop / error:.1f} standard errors" if error > 0 else f"{drop:.2f} nats"))
 
 
 def finding_5(c: Curves) -> Result:
