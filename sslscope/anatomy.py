@@ -208,8 +208,7 @@ def clustering(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None
         reps = ["h", *p.taps]
         row = {f"clus/randomness/{level}": r for level, r in p.randomness.items()}
         if p.labels or p.pixels is not None:
-            split = {name: extract_features(encoder, images, device=device, taps=p.taps)
-                     for name, images in (("train", data.train_x), ("test", data.test_x))}
+            split = {name: snapshot.features(name, p.taps) for name in ("train", "test")}
         for level, (train_y, test_y) in p.labels.items():
             for rep in reps:
                 values = collapse_metrics(split["train"][rep], train_y, split["test"][rep],

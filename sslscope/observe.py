@@ -16,7 +16,7 @@ consumer of that step reads the same tensors: the encoder in eval mode, float32 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,15 +43,22 @@ class Snapshot:
 
     def __init__(self, step: int, parts: Parts, data: ImageData, device: torch.device) -> None:
         self.step, self.parts, self.data, self.device = step, parts, data, device
-        self._features: dict[str, dict[str, Tensor]] = {}
+        self._features: dict[tuple[str, tuple[str, ...]], dict[str, Tensor]] = {}
 
-    def features(self, split: str) -> dict[str, Tensor]:
-        """{"h": (N, D_h), "z": (N, D_z)} of the "train" or "test" images, extracted once."""
-        if split not in self._features:
-            images = {"train": self.data.train_x, "test": self.data.test_x}[split]
-            self._features[split] = extract_features(self.parts.encoder, images,
-                                                     device=self.device)
-        return self._features[split]
+    def features(self, split: str, taps: Sequence[str] = ()) -> dict[str, Tensor]:
+        """{"h": (N, D_h), "z": (N, D_z), tap: …} of the "train" or "test" images.
+
+        Extracted once per split and set of taps, and shared by every consumer of the step;
+        a request without taps is served by an extraction that had them (the same pass).
+        """
+        taps = tuple(taps)
+        for (cached_split, cached_taps), features in self._features.items():
+            if cached_split == split and set(taps) <= set(cached_taps):
+                return features
+        images = {"train": self.data.train_x, "test": self.data.test_x}[split]
+        self._features[(split, taps)] = extract_features(self.parts.encoder, images,
+                                                         device=self.device, taps=taps)
+        return self._features[(split, taps)]
 
     def labels(self, split: str) -> Tensor:
         """Class labels (N,) of the "train" or "test" split, int64 on the CPU."""

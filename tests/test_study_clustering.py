@@ -11,7 +11,6 @@ from sslscope.runs import RunFiles
 from sslscope.studies.clustering_claims import CLAIMS, claims_and_results
 
 STEPS = [0, 10, 50, 100]  # "early" (10 % of 100 steps) is step 10, "late" from step 50
-TAPS = ["conv1", "conv2"]
 
 # The paper's pattern, written so that every finding's test holds.
 PAPER = {
@@ -73,6 +72,13 @@ def write_run(path, changes=None):
     return RunFiles(path)
 
 
+def without_keys(files, drop):
+    """Rewrite a run's metrics without the keys ``drop(key)`` is true for."""
+    rows = [json.loads(line) for line in files.metrics.read_text().splitlines()]
+    files.metrics.write_text("".join(
+        json.dumps({k: v for k, v in r.items() if not drop(k)}) + "\n" for r in rows))
+
+
 def verdicts(tmp_path, name="run", changes=None, supervised=SUPERVISED):
     runs = {"vicreg-seed0": write_run(tmp_path / name, changes)}
     claims, _ = claims_and_results(runs, {0: supervised}, method="vicreg", seeds=[0])
@@ -103,11 +109,7 @@ def test_a_run_against_a_finding_differs_on_exactly_that_finding(tmp_path, chang
 
 def test_findings_that_cannot_be_measured_are_inconclusive(tmp_path):
     runs = {"vicreg-seed0": write_run(tmp_path / "run")}
-    metrics = runs["vicreg-seed0"].metrics
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    rows = [{k: v for k, v in r.items() if not k.startswith(("clus/mine", "train/loss"))}
-            for r in rows]
-    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    without_keys(runs["vicreg-seed0"], lambda k: k.startswith(("clus/mine", "train/loss")))
     claims, _ = claims_and_results(runs, {0: SUPERVISED}, method="vicreg", seeds=[0])
     got = {c.id: (c.verdict, c.detail) for c in claims}
     assert got["4"] == ("inconclusive", "MINE was off")
@@ -179,10 +181,7 @@ def test_clustering_study_runs_on_cifar100_files_with_its_superclasses(tmp_path,
 
 def test_a_run_without_random_targets_leaves_7_and_8_inconclusive(tmp_path):
     runs = {"vicreg-seed0": write_run(tmp_path / "run")}
-    metrics = runs["vicreg-seed0"].metrics
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    rows = [{k: v for k, v in r.items() if "random" not in k} for r in rows]
-    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    without_keys(runs["vicreg-seed0"], lambda k: "random" in k)
     claims, _ = claims_and_results(runs, {0: SUPERVISED}, method="vicreg", seeds=[0])
     got = {c.id: c.verdict for c in claims}
     assert {got[i] for i in ("7a", "7b", "8a", "8b")} == {"inconclusive"}
