@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sslscope import config as config_lib
-from sslscope.errors import TrainingDiverged, UserError
+from sslscope.errors import PeerLost, TrainingDiverged, UserError
 from sslscope.runs import RunFiles
 
-EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_PEER_LOST = 2, 3, 130, 1
 # A fixed width keeps `--help` identical everywhere, so the README's copy can be checked.
 _FORMATTER = functools.partial(argparse.RawDescriptionHelpFormatter, width=100)
 
@@ -97,6 +97,7 @@ def _parse_loss_kwargs(items: Sequence[str]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from sslscope.distributed import launched
     from sslscope.presets import PRESETS
     from sslscope.train import train
 
@@ -122,13 +123,15 @@ def _train(args: argparse.Namespace) -> int:
     cfg = config_lib.validate(config_lib.replace(cfg, **overrides))
 
     run_dir = Path(args.resume or args.run_dir or f"runs/{cfg.method}-{cfg.dataset}")
-    if args.overwrite and run_dir.exists() and not args.resume:
+    main_rank = launched().main  # under torchrun only rank 0 touches the run directory
+    if args.overwrite and run_dir.exists() and not args.resume and main_rank:
         if any(run_dir.iterdir()) and not RunFiles(run_dir).config.is_file():
             raise UserError(f"refusing to overwrite {run_dir}: it is not a sslscope run directory")
         shutil.rmtree(run_dir)
     files = train(cfg, run_dir, resume=bool(args.resume), stop_at=args.stop_at,
                   progress=not args.no_progress)
-    _report_and_summary(files)
+    if main_rank:
+        _report_and_summary(files)
     return 0
 
 
@@ -320,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"sslscope: training stopped: {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    except PeerLost as e:
+        print(f"sslscope: stopped: {e}", file=sys.stderr)
+        return EXIT_PEER_LOST
     except KeyboardInterrupt:
         print("\nsslscope: interrupted; a checkpoint was saved, continue with --resume",
               file=sys.stderr)

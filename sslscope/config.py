@@ -43,7 +43,9 @@ class Config:
     projector_dims: tuple = _opt(
         (512, 512, 512), "projector widths, hidden then output, comma-separated; empty: z = h"
     )
-    predictor_hidden: int = _opt(512, "hidden width of the predictor (BYOL, SimSiam)")
+    predictor_hidden: int = _opt(
+        512, "hidden width of the predictor (BYOL, SimSiam); 0: a linear predictor (DirectPred)"
+    )
     init_scale: float = _opt(
         1.0, "multiply the last Linear layer of z at initialisation (projector, or the backbone "
         "if z = h); e.g. 0.01 for the stepwise regime"
@@ -78,6 +80,16 @@ class Config:
     seed: int = _opt(0, "seed for initialisation, batch order and augmentation")
     device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     deterministic: bool = _opt(False, "use deterministic algorithms only (slower on GPU)")
+    # Speed and scale (sslscope.engine). Under torchrun, batch_size is the global batch.
+    sync_batchnorm: bool = _opt(
+        False, "under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm, CUDA "
+        "only); one process: no effect"
+    )
+    precision: str = _opt(
+        "fp32", "fp32, or bf16: the networks under bfloat16 autocast, the losses in float32"
+    )
+    channels_last: bool = _opt(False, "images and convolution weights in channels-last layout")
+    compile: bool = _opt(False, "torch.compile the step's forward (a C++ compiler on CPU)")
     # Evaluation.
     eval_points: int = _opt(
         8, "about this many probe evaluations during training, log-spaced, step 0 and the last "
@@ -249,6 +261,7 @@ def validate(cfg: Config) -> Config:
     choose("dataset", cfg.dataset, DATASETS)
     choose("augment recipe", cfg.augment, RECIPES)
     choose("optimizer", cfg.optimizer, OPTIMIZERS)
+    choose("precision", cfg.precision, ("fp32", "bf16"))
     instrument_names(cfg.instruments)
     method = METHODS[cfg.method]
     level_names(cfg.levels)
@@ -269,7 +282,7 @@ def validate(cfg: Config) -> Config:
         (0 <= cfg.warmup_steps <= cfg.steps, "warmup_steps must be between 0 and steps"),
         (0 <= cfg.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1]"),
         (cfg.n_views >= 2, f"n_views must be at least 2, got {cfg.n_views}"),
-        (cfg.predictor_hidden >= 1, "predictor_hidden must be a positive integer"),
+        (cfg.predictor_hidden >= 0, "predictor_hidden must be ≥ 0 (0: a linear predictor)"),
         (cfg.init_scale > 0, f"init_scale must be positive, got {cfg.init_scale}"),
         (cfg.init_scale == 1 or not method.projector_last_bn,
          f"init_scale has no effect on {cfg.method}: its projector ends in BatchNorm"),

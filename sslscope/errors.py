@@ -12,3 +12,10 @@ class UserError(Exception):
 
 class TrainingDiverged(Exception):
     """The loss became NaN or infinite; the last good checkpoint is kept. Exit status 3."""
+
+
+class PeerLost(Exception):
+    """Under torchrun, a collective failed because another rank stopped. Exit status 1.
+
+    The other rank's own error is the cause; this one only says why this rank stops too.
+    """

@@ -167,7 +167,8 @@ def build_parts(cfg: Config, data: ImageData | None, device: torch.device,
     objective, loss_module = method.objective(loss_kwargs, dim)
     modules = nn.ModuleDict({"encoder": model})
     if method.predictor:  # drawn after the encoder from the generator build_model seeded
-        modules["predictor"] = mlp_head(dim, (cfg.predictor_hidden, dim))
+        hidden = (cfg.predictor_hidden,) if cfg.predictor_hidden else ()  # 0: one Linear
+        modules["predictor"] = mlp_head(dim, (*hidden, dim))
     if loss_module is not None:
         modules["objective"] = loss_module
     modules.to(device)

@@ -22,6 +22,12 @@ rescaled if ``batch_size`` is overridden. The CIFAR-100 recipes are the CIFAR-10
 converted rather than copied: solo-learn's VICReg sums the two views' variance hinges where
 sslscope averages them, so its ``var_loss_weight`` 25 is ``var_weight`` 50 (the same loss).
 
+Several GPUs: the yamls train with ``strategy: ddp`` and ``sync_batchnorm: True``; the presets
+set ``sync_batchnorm`` (global-batch statistics under torchrun; nothing changes in one process,
+and on CPU, where PyTorch has no SyncBatchNorm, a torchrun job needs ``--sync-batchnorm false``).
+``batch_size`` 256 is the global batch in sslscope, per GPU in solo-learn: with
+``devices: [0]`` the two agree; on W GPUs solo-learn's batch would be 256·W.
+
 Steps: both CIFARs have 50,000 training images and both loaders drop the last partial batch,
 so an epoch is ⌊50000/256⌋ = 195 steps: 1000 epochs = 195,000 steps, 10 warm-up epochs = 1,950.
 
@@ -35,9 +41,11 @@ Known differences from solo-learn that the Config cannot express (each preset li
 - No online linear classifier (solo-learn's ``classifier_lr`` 0.1, trained on detached
   features, so it never changes the backbone); sslscope evaluates with offline probes.
 - Warm-up starts at lr/1950 rather than ``warmup_start_lr`` 3e-5; training in float32 rather
-  than ``precision: 16-mixed``; crops resampled bilinearly rather than bicubically; inputs
-  normalised with the training images' own mean and std rather than solo-learn's constants
-  (``solo/data/pretrain_dataloader.py``, MEANS_N_STD).
+  than ``precision: 16-mixed`` (``--precision bf16`` is the nearest on a GPU: bfloat16
+  autocast, float32 losses; float16 with loss scaling is not offered); crops resampled
+  bilinearly rather than bicubically; inputs normalised with the training images' own mean
+  and std rather than solo-learn's constants (``solo/data/pretrain_dataloader.py``,
+  MEANS_N_STD).
 - Backbone: solo-learn replaces torchvision's stem with a 3×3 conv of **padding 2** (34×34
   maps) and no max-pool; sslscope's ``resnet18`` pads by 1 (32×32). Hidden projector Linears
   carry a bias in solo-learn and none here (BatchNorm follows, so it is redundant).
@@ -74,6 +82,7 @@ COMMON: dict[str, Any] = {
     "batch_size": 256, "devices": 1, "max_epochs": 1000, "warmup_epochs": 10,
     "warmup_start_lr": 3e-5, "min_lr": 0.0, "momentum": 0.9, "clip_lr": True,
     "exclude_bias_n_norm": True, "classifier_lr": 0.1, "precision": "16-mixed",
+    "sync_batchnorm": True, "strategy": "ddp",  # every cifar yaml's PL overrides
 }
 STEPS_PER_EPOCH = TRAIN_IMAGES // COMMON["batch_size"]  # 195: drop_last in both loaders
 
@@ -204,6 +213,8 @@ def to_config(key: str, dataset: str) -> Config:
         "steps": COMMON["max_epochs"] * STEPS_PER_EPOCH,
         "warmup_steps": COMMON["warmup_epochs"] * STEPS_PER_EPOCH,
         "final_lr_fraction": COMMON["min_lr"] / r.lr,  # solo-learn's cosine ends at min_lr
+        # Global-batch BatchNorm under torchrun, as the yamls ask; no effect in one process.
+        "sync_batchnorm": COMMON["sync_batchnorm"],
     }
     if r.eta is not None:
         overrides["lars_eta"] = r.eta

@@ -34,9 +34,21 @@ from sslscope.checkpoint import save_checkpoint
 from sslscope.config import Config
 from sslscope.consumers import consumers_for, probe_results
 from sslscope.data import load_dataset
-from sslscope.distributed import gather
+from sslscope.distributed import (
+    ONE_PROCESS,
+    World,
+    any_rank,
+    broadcast_modules,
+    broadcast_optimizer,
+    gather,
+    launched,
+    peer_failed,
+    process_group,
+    run_on_main,
+)
 from sslscope.ema import cosine_ema_decay, ema_update_
-from sslscope.errors import TrainingDiverged, UserError
+from sslscope.engine import check_engine, local_rows, prepare_modules, step_forward
+from sslscope.errors import PeerLost, TrainingDiverged, UserError
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
 from sslscope.observe import Snapshot, observe
@@ -96,25 +108,43 @@ def train(
 ) -> RunFiles:
     """Train ``cfg`` into ``run_dir`` and write its final evaluation (the report is the caller's).
 
+    Under torchrun (``torchrun --nproc_per_node W -m sslscope train ...``) every process calls
+    this: each trains its B/W slice of the global batch of ``cfg.batch_size`` images, the
+    losses see the global batch through :func:`sslscope.distributed.gather`, and rank 0 alone
+    writes the run directory and evaluates while the others wait (:mod:`sslscope.engine`).
+
     Args:
         cfg: the run's config; validated here.
         run_dir: output directory. A fresh run needs it absent or empty.
         resume: continue from ``run_dir``'s checkpoint (``cfg`` must equal its config.json).
         stop_at: stop after this many steps with a checkpoint, as if interrupted (for time-
             limited jobs and for testing resumption).
-        progress: show a progress bar.
+        progress: show a progress bar (rank 0 only).
 
     Returns:
         The run's files.
 
     Raises:
-        UserError: bad config or run directory. TrainingDiverged: non-finite loss.
-        KeyboardInterrupt: Ctrl-C; the run stopped at a step boundary with a checkpoint (or,
-            on a second Ctrl-C, mid-step with the last checkpoint kept).
+        UserError: bad config or run directory (on every rank). TrainingDiverged: non-finite
+            loss. KeyboardInterrupt: Ctrl-C; the run stopped at a step boundary with a
+            checkpoint (or, on a second Ctrl-C, mid-step with the last checkpoint kept).
     """
     config_lib.validate(cfg)
-    files = RunFiles(Path(run_dir))
+    world = launched()
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and world.size > 1:  # one GPU per process, by its local rank
+        if world.local_rank >= torch.cuda.device_count():
+            raise UserError(f"LOCAL_RANK {world.local_rank} has no GPU: this node shows "
+                            f"{torch.cuda.device_count()}; lower --nproc_per_node")
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    check_engine(cfg, world, device)
+    with process_group(device) as world:
+        return _train(cfg, RunFiles(Path(run_dir)), world, device, resume, stop_at, progress)
+
+
+def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, resume: bool,
+           stop_at: int | None, progress: bool) -> RunFiles:
     torch.use_deterministic_algorithms(cfg.deterministic)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     images = data.ssl_images().to(device)  # uint8 (N, C, H, W), resident on the device
@@ -123,6 +153,7 @@ def train(
         raise UserError(f"batch_size {cfg.batch_size} exceeds the {n} training images")
 
     parts = build_parts(cfg, data, device)
+    prepare_modules(parts, cfg, world)
     method = parts.method
     optimizer = build_optimizer(cfg.optimizer, parts.trained, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum,
@@ -133,53 +164,66 @@ def train(
     ema = ema_decays(cfg, method.ema_schedule) if method.target == "ema" else None
     objective_module = parts.modules["objective"] if "objective" in parts.modules else None
     after_step = getattr(objective_module, "after_optimizer_step", None)
-    consumers = consumers_for(cfg, data, files)
-    observe_steps = set().union(*(c.steps for c in consumers))
+    consumers = consumers_for(cfg, data, files) if world.main else []
+    observe_steps = set(run_on_main(lambda: sorted(set().union(*(c.steps for c in consumers)))))
     n_views = 1 if method.cross_modal else cfg.n_views
-    start, elapsed = start_run(files, cfg, {"parts": parts.modules}, optimizer, resume=resume,
-                               device=device, loss_kwargs=parts.loss_kwargs)
+    start, elapsed = run_on_main(lambda: start_run(
+        files, cfg, {"parts": parts.modules}, optimizer, resume=resume, device=device,
+        loss_kwargs=parts.loss_kwargs))
+    broadcast_modules(parts.modules)  # rank 0's weights (a resumed checkpoint's) everywhere
+    if start > 0:
+        broadcast_optimizer(optimizer)
 
-    log = MetricsLog(files.metrics, files.tensorboard if cfg.tensorboard else None)
+    log = MetricsLog(files.metrics, files.tensorboard if cfg.tensorboard else None) \
+        if world.main else None
     t0 = time.perf_counter()
 
     def clock() -> float:
         return elapsed + time.perf_counter() - t0
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(files.checkpoint, {"parts": parts.modules}, optimizer,
-                        {"step": step, "elapsed": clock()})
+        if world.main:
+            save_checkpoint(files.checkpoint, {"parts": parts.modules}, optimizer,
+                            {"step": step, "elapsed": clock()})
 
     def evaluate(step: int) -> dict[str, float]:
-        row = observe(Snapshot(step, parts, data, device), consumers)
-        if row:
-            log.append({"step": step, "time": clock(), **row})
-        return row
+        def on_main() -> dict[str, float]:
+            row = observe(Snapshot(step, parts, data, device), consumers)
+            if row:
+                log.append({"step": step, "time": clock(), **row})
+            return row
+        return run_on_main(on_main)
 
-    draw_views = view_drawer(cfg, images, n_views, device)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=cfg.method, unit="step")
+    draw_views = view_drawer(cfg, images, n_views, device, world)
+    networks = step_forward(parts, cfg, world, device, forward)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main),
+               desc=cfg.method, unit="step")
     status: dict = {"status": "failed"}  # run.json's word if an error escapes the loop
-    step = start
+    step, interrupted = start, False
     try:
         with GracefulInterrupt() as interrupt:
             for step in range(start, cfg.steps + 1):
-                if step == cfg.steps or step == stop_at or interrupt.requested:
+                if step == cfg.steps or step == stop_at:
                     break  # every update before `step` is done: a consistent state to save
+                interrupted = any_rank(interrupt.requested)  # all ranks stop at the same step
+                if interrupted:
+                    break
                 if step in observe_steps:
                     evaluate(step)
                 parts.modules.train()
                 for group in optimizer.param_groups:
                     group["lr"] = lr[step]
                 index = batch_indices(images.shape[0], cfg.batch_size, cfg.seed, step)
-                views = draw_views(step, index.to(device))
+                views = draw_views(step, local_rows(index, world).to(device))
                 # gather() is the identity in one process; under a process group it hands the
                 # loss the batch of every process, with gradients flowing back to this one.
-                inputs = [gather(x) for x in method.inputs(forward(parts, views))]
+                inputs = [gather(x) for x in method.inputs(networks(views))]
                 if cfg.precondition:  # the speed-up: identity forward, preconditioned backward
                     inputs = list(eigen_precondition(*inputs, eps=cfg.precondition))
                 terms = parts.objective(*inputs)  # the weighted terms; the loss is their sum
                 loss = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # under DDP this also averages the gradients over ranks
                 optimizer.step()
                 if after_step is not None:
                     after_step()  # CLIP's clamp of its logit scale
@@ -193,7 +237,7 @@ def train(
                     # The host syncs of training: once per logged or saved step, never between.
                     values = torch.stack([t.detach() for t in (loss, *terms.values())]).tolist()
                     check_finite(values[0], done, files, cfg)
-                if log_now:
+                if log_now and log is not None:
                     log.append({
                         "step": done, "epoch": done * cfg.batch_size / images.shape[0],
                         "time": clock(), "train/loss": values[0], "train/lr": lr[step],
@@ -207,15 +251,15 @@ def train(
         final_row: dict[str, float] = {}
         if step == cfg.steps and step in observe_steps:
             final_row = evaluate(step)
-        if interrupt.requested:
+        if interrupted:
             status = {"status": "interrupted", "stopped_at": step}
             raise KeyboardInterrupt
         if step < cfg.steps:
             status = {"status": "stopped", "stopped_at": step}
             return files
         if data.num_classes:  # the probes of the last step are the trained encoder's row
-            write_final_evaluation(files, cfg, data, parts.encoder, device,
-                                   trained=probe_results(final_row))
+            run_on_main(lambda: write_final_evaluation(
+                files, cfg, data, parts.encoder, device, trained=probe_results(final_row)))
         status = {"status": "finished", "finished": now(), "wall_seconds": clock()}
         return files
     except TrainingDiverged:
@@ -225,17 +269,27 @@ def train(
         if status["status"] != "interrupted":  # a second Ctrl-C, mid-step: the last save stays
             status = {"status": "interrupted"}
         raise
+    except RuntimeError as e:
+        if not peer_failed(e):
+            raise
+        raise PeerLost(f"rank {world.rank} of {world.size}: another process of the job stopped "
+                       f"during a collective ({str(e).splitlines()[0]}); its own error is the "
+                       f"first one torchrun reports") from None
     finally:
         bar.close()
-        log.close()
-        update_run_info(files, **status)
+        if log is not None:
+            log.close()
+        if world.main:
+            update_run_info(files, **status)
 
 
-def view_drawer(cfg: Config, images: Tensor, n_views: int,
-                device: torch.device) -> Callable[[int, Tensor], list[Tensor]]:
+def view_drawer(cfg: Config, images: Tensor, n_views: int, device: torch.device,
+                world: World = ONE_PROCESS) -> Callable[[int, Tensor], list[Tensor]]:
     """``draw(step, index)`` → the V views of the batch ``images[index]`` at ``step``.
 
-    Fresh augmentations each step, from a generator seeded by (seed, step) alone. With
+    Fresh augmentations each step, from a generator seeded by (seed, step) alone; ``index`` is
+    this rank's slice of the global batch and its views are the ones a single process makes
+    for those images (:func:`sslscope.views.augment`'s ``shard``). With
     ``cfg.fixed_views`` every image keeps the same V views at every step (the fixed pairs of the
     stepwise theory): they are drawn once for the whole training set, V float copies of it.
     """
@@ -246,7 +300,7 @@ def view_drawer(cfg: Config, images: Tensor, n_views: int,
 
     def draw(step: int, index: Tensor) -> list[Tensor]:
         rng.manual_seed(cfg.seed * 2**32 + step)
-        return make_views(images[index], cfg.augment, n_views, rng)
+        return make_views(images[index], cfg.augment, n_views, rng, (world.rank, world.size))
 
     return draw
 

@@ -119,7 +119,9 @@ RECIPES: dict[str, tuple[Augment, ...]] = {
 # fmt: on
 
 
-def augment(x: Tensor, aug: Augment, generator: torch.Generator) -> Tensor:
+def augment(
+    x: Tensor, aug: Augment, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+) -> Tensor:
     r"""Apply one random view transformation to every image of a batch, on x's device.
 
     Per sample n (all draws from ``generator``, masks are Bernoulli(p) per sample):
@@ -144,6 +146,10 @@ def augment(x: Tensor, aug: Augment, generator: torch.Generator) -> Tensor:
             [0, 255] (converted to float32 / 255). Not modified in place.
         aug: the view's parameters.
         generator: torch.Generator on x.device; the only source of randomness.
+        shard: (r, W): x is the r-th of W equal slices of a batch of W·N images. The random
+            numbers are drawn for the whole batch and the slice's rows are kept, so an image's
+            view does not depend on W (one process of a W-process run makes exactly the views
+            a single process makes for those rows). The default (0, 1) is the whole batch.
 
     Returns:
         Float tensor (N, C, H, W) in [0, 1] on x.device.
@@ -154,8 +160,11 @@ def augment(x: Tensor, aug: Augment, generator: torch.Generator) -> Tensor:
     """
     x = _as_float_images(x, generator)
     n, c, h, w = x.shape
+    rank, world = shard
+    rows = slice(rank * n, (rank + 1) * n)
     # One draw for every per-sample parameter: a fixed stream layout, one kernel launch.
-    u = torch.rand(n, len(_DRAWS), generator=generator, device=x.device, dtype=torch.float32)
+    u = torch.rand(world * n, len(_DRAWS), generator=generator, device=x.device,
+                   dtype=torch.float32)[rows]
     d = dict(zip(_DRAWS, u.unbind(1), strict=True))  # name → (N,) uniforms in [0, 1)
 
     geometry_is_identity = (
@@ -205,13 +214,15 @@ def augment(x: Tensor, aug: Augment, generator: torch.Generator) -> Tensor:
         solarized = torch.where(x >= 0.5, 1.0 - x, x)
         x = torch.where(chosen(d["solarize"], aug.solarize_prob), solarized, x)
     if aug.noise_std > 0:
-        eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        eps = torch.randn((world * n, c, h, w), generator=generator, device=x.device,
+                          dtype=torch.float32)[rows]
         x = x + aug.noise_std * eps.to(x.dtype)
     return x.clamp(0.0, 1.0)
 
 
 def make_views(
-    x: Tensor, recipe: str | Sequence[Augment], n_views: int, generator: torch.Generator
+    x: Tensor, recipe: str | Sequence[Augment], n_views: int, generator: torch.Generator,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[Tensor]:
     """Make V independently augmented views of a batch.
 
@@ -223,6 +234,7 @@ def make_views(
         recipe: a key of :data:`RECIPES` or a sequence of :class:`Augment`.
         n_views: V ≥ 1.
         generator: torch.Generator on x.device; views are drawn from it in order v = 0..V−1.
+        shard: (r, W), x is the r-th of W equal slices of the batch; see :func:`augment`.
 
     Returns:
         List of V float tensors (N, C, H, W) in [0, 1] on x.device.
@@ -240,7 +252,7 @@ def make_views(
             f"need a non-empty recipe and n_views >= 1, got {len(recipe)} and {n_views}"
         )
     x = _as_float_images(x, generator)  # convert uint8 once, not once per view
-    return [augment(x, recipe[v % len(recipe)], generator) for v in range(n_views)]
+    return [augment(x, recipe[v % len(recipe)], generator, shard) for v in range(n_views)]
 
 
 def rgb_to_hsv(rgb: Tensor) -> Tensor:

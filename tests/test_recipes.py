@@ -25,6 +25,7 @@ def test_every_recipe_preset_is_registered_and_valid():
         # 1000 epochs of ⌊50000/256⌋ = 195 steps, 10 of them warm-up, cosine to 0.
         assert (cfg.steps, cfg.warmup_steps, cfg.batch_size) == (195_000, 1_950, 256)
         assert cfg.final_lr_fraction == 0.0
+        assert cfg.sync_batchnorm  # every cifar yaml: sync_batchnorm: True, strategy: ddp
         doc = PRESETS[name].__doc__
         acc = TABLE[name.split("-", 1)[1]].acc[cfg.dataset]
         assert f"{acc:.2f} %" in doc and "not reproduced" in doc and "9187ea39" in doc

@@ -348,3 +348,18 @@ def test_cuda_generator_deterministic_and_close_to_cpu_ops():
     with pytest.raises(ValueError, match="generator"):
         augment(x, NONE, gen())
     assert math.isfinite(views[0].sum().item())
+
+
+@pytest.mark.parametrize("recipe", ["simclr", "byol", "digits"])
+def test_shards_of_a_batch_make_the_views_of_the_whole_batch(recipe):
+    # One process of a W-process run augments only its slice, yet every image must get the
+    # view a single process gives it: the noise and per-sample draws are the whole batch's.
+    channels = 1 if recipe == "digits" else 3
+    x = torch.rand(12, channels, 8, 8, generator=torch.Generator().manual_seed(0))
+    whole = make_views(x, recipe, 3, torch.Generator().manual_seed(5))
+    for world in (2, 3, 4):
+        n = x.shape[0] // world
+        parts = [make_views(x[r * n:(r + 1) * n], recipe, 3, torch.Generator().manual_seed(5),
+                            shard=(r, world)) for r in range(world)]
+        for v in range(3):
+            assert torch.equal(torch.cat([p[v] for p in parts]), whole[v])
