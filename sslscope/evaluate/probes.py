@@ -80,7 +80,11 @@ def linear_probe(
           largest down, each warm-started from the previous solution (a regularisation path),
           and the refit is warm-started from the chosen solution. The objective is convex and
           strictly so in W, so warm starts change the cost, not the predictions (up to the
-          tolerance).
+          tolerance). In float32 the search's fits stop at max |∂L| ≤ 1e-5: they only rank
+          the weight decays, and on digits and on the bench's Gaussian mixtures (up to
+          20,000 × 512 tried) they chose the weight decay that fits to 1e-6 choose, with the
+          same validation accuracy to within a few samples, in 1.2–1.9× less time; the
+          refit, whose accuracies are reported, goes to 1e-6.
         - ``batch_size=B`` (mini-batch, for N · D too large for full batch): ``epochs`` epochs
           of Adam on the same objective (the penalty is in the loss, not decoupled), learning
           rate ``lr`` decayed to 0 by a cosine over all steps, batches drawn by a generator
@@ -164,9 +168,10 @@ def linear_probe(
     dtype = torch.float64 if train_x.dtype == torch.float64 else torch.float32
     train_x, test_x = train_x.to(dtype), test_x.to(dtype)
 
-    def fit(x: Tensor, y: Tensor, grid: list[float], init: tuple[Tensor, Tensor] | None):
+    def fit(x: Tensor, y: Tensor, grid: list[float], init: tuple[Tensor, Tensor] | None,
+            search: bool = False):
         if batch_size is None:
-            return _fit_lbfgs(x, y, num_classes, grid, init, max_iter=max_iter)
+            return _fit_lbfgs(x, y, num_classes, grid, init, max_iter=max_iter, search=search)
         return _fit_adam(
             x, y, num_classes, grid, init, batch_size=batch_size, epochs=epochs, lr=lr, seed=seed
         )
@@ -180,7 +185,8 @@ def linear_probe(
                 f"data, a larger val_fraction, or val_fraction=0 with one weight decay"
             )
         mean, std = _moments(train_x[fit_idx])
-        w, b = fit((train_x[fit_idx] - mean) / std, train_y[fit_idx], wds, None)  # (K, C, D)
+        w, b = fit((train_x[fit_idx] - mean) / std, train_y[fit_idx], wds, None,  # (K, C, D)
+                   search=True)
         correct = _correct((train_x[val_idx] - mean) / std, train_y[val_idx], w, b)  # (K,)
         correct_list = correct.tolist()
         # wds is descending, and index() finds the first maximum: ties go to the larger wd.
@@ -228,15 +234,23 @@ def _fit_lbfgs(
     init: tuple[Tensor, Tensor] | None,
     *,
     max_iter: int,
+    search: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Full-batch L-BFGS fits along the weight-decay path; returns w (K, C, D), b (K, C)."""
+    """Full-batch L-BFGS fits along the weight-decay path; returns w (K, C, D), b (K, C).
+
+    ``search``: the fits only rank weight decays; float32 fits then stop at 1e-5, not 1e-6.
+    """
     n, d = x.shape
     rows = torch.arange(n, device=x.device)
     # Absolute tolerances suit the standardised problem, whose gradients start O(1). Float32
     # stalls near max |∂L| ~ 1e-6 (probabilities then agree with a float64 solve to ~1e-4).
     # The loss is summed in float64 even for float32 inputs: a float32 mean resolves changes
     # of only ~1e-7, and L-BFGS stops early when it sees one step with no change in the loss.
-    tol_grad, tol_change = (1e-9, 1e-14) if x.dtype == torch.float64 else (1e-6, 1e-10)
+    # (Ten times looser, a float32 fit differs from a float64 solve by ~2e-3 in probability at
+    # weight decay 1e-4, too much for the reported model, but not for ranking weight decays.)
+    tol_grad, tol_change = (1e-9, 1e-14) if x.dtype == torch.float64 else (
+        1e-5 if search else 1e-6, 1e-10)
+    log_tiny = math.log(torch.finfo(x.dtype).tiny) + 1  # exp of it is a normal float
     if init is None:
         w, b = x.new_zeros(num_classes, d), x.new_zeros(num_classes)
     else:
@@ -262,11 +276,15 @@ def _fit_lbfgs(
                 wd * w.square().sum(dtype=torch.float64)
                 - logp[rows, y].sum(dtype=torch.float64) / n
             )
-            resid = logp.exp_()  # softmax probabilities, (N, C)
+            # Softmax probabilities, (N, C), floored at the smallest normal float: as the fit
+            # sharpens, exp underflows to denormals, on which x86 matrix products run several
+            # times slower (~40 % of a 20,000 × 512 probe's time went there). The floor moves
+            # the gradient by ~1e-36; the division by N comes after the product, where it
+            # cannot make denormals again.
+            resid = logp.clamp_min_(log_tiny).exp_()
             resid[rows, y] -= 1  # ∂(Σ_i CE_i)/∂logits = p − onehot
-            resid /= n
-            w.grad = resid.T @ x + 2 * wd * w  # (C, D)
-            b.grad = resid.sum(0)  # (C,)
+            w.grad = torch.addmm(w, resid.T, x, beta=2 * wd, alpha=1 / n)  # (C, D)
+            b.grad = resid.sum(0) / n  # (C,)
             return loss
 
         opt.step(closure)
