@@ -370,3 +370,25 @@ def test_rgb_images_and_many_classes(tmp_path, monkeypatch):
     page = build_report(run_dir).read_text(encoding="utf-8")
     assert "30 of 80 neighbours" in _section(page, "neighbours")  # 3 images per class, k = 8
     assert (run_dir / "figures" / "embedding_map.png").is_file()
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300)])
+def test_singular_values_from_the_gram_match_svdvals(shape):
+    from sslscope.instruments.spectrum import singular_values
+
+    gen = torch.Generator().manual_seed(3)
+    # Ill-conditioned on purpose: singular values spread over eight decades.
+    u, _ = torch.linalg.qr(torch.randn(shape[0], min(shape), generator=gen, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(shape[1], min(shape), generator=gen, dtype=torch.float64))
+    sigma = torch.logspace(0, -8, min(shape), dtype=torch.float64)
+    x = u @ torch.diag(sigma) @ v.T
+    s = singular_values(x.float())
+    reference = torch.linalg.svdvals(x.float().double())
+    assert s.shape == reference.shape and bool((s[:-1] >= s[1:]).all())
+    # Below √(max(N, D) ε₆₄) σ_max ≈ 2.6e-7 a value reads as 0: that is the absolute accuracy.
+    torch.testing.assert_close(s, reference, rtol=0, atol=3e-7)
+    # The values read as 0 (σ < 2.6e-7 here) move each p_k by ~1e-7, the entropy by
+    # ~|log ε| times that: RankMe agrees with the SVD's to ~1e-5 on this extreme spectrum.
+    svd_rankme = reference / reference.sum() + 1e-7
+    assert rankme(x) == pytest.approx(float(torch.exp(-(svd_rankme * svd_rankme.log()).sum())),
+                                      rel=1e-5)
