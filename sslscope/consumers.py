@@ -12,8 +12,10 @@ from collections.abc import Callable
 from sslscope.anatomy import clustering
 from sslscope.config import Config
 from sslscope.data import ImageData
+from sslscope.evaluate.retrieval import retrieval_top1
 from sslscope.evaluate.suite import ProbeSettings, evaluate_features
 from sslscope.instruments.recorder import instruments
+from sslscope.losses import get_method
 from sslscope.observe import Consumer, Snapshot
 from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
@@ -38,6 +40,25 @@ def probes(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
     return Consumer("probes", frozenset(log_spaced_steps(cfg.steps, cfg.eval_points)), consume)
 
 
+def retrieval(cfg: Config, data: ImageData, files: RunFiles) -> Consumer | None:
+    """Cross-modal methods: top-1 retrieval between the two modalities' z on the test split.
+
+    Keys ``retrieval/z/a_to_b`` and ``retrieval/z/b_to_a`` at the probes' steps. It reads the
+    test features the probes extract (z = [z_a, z_b], one half per modality): no extra pass.
+    """
+    if not get_method(cfg.method).cross_modal or data.test_x.shape[0] < 2:
+        return None
+
+    def consume(snapshot: Snapshot) -> dict[str, float]:
+        z = snapshot.features("test")["z"]
+        d = snapshot.parts.dim  # each modality's z width
+        found = retrieval_top1(z[:, :d], z[:, d:])
+        return {f"retrieval/z/{direction}": value for direction, value in found.items()}
+
+    return Consumer("retrieval", frozenset(log_spaced_steps(cfg.steps, cfg.eval_points)),
+                    consume)
+
+
 def probe_results(row: dict[str, float]) -> dict[str, float] | None:
     """The probes' results in a logged row, or None when the probes did not run at its step.
 
@@ -51,6 +72,7 @@ CONSUMERS: dict[str, Callable[[Config, ImageData, RunFiles], Consumer | None]] =
     "probes": probes,
     "instruments": instruments,
     "clustering": clustering,
+    "retrieval": retrieval,
 }
 
 
