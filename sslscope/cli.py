@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N",
                    help="DataLoader workers of the per-sample pipelines (default: --threads)")
     p.add_argument("--sections", metavar="LIST",
-                   help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all)")
+                   help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all); "
+                   "an existing table keeps its other sections, each marked with its run")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, a few seconds in all (for tests; the numbers mean nothing)")
     return parser

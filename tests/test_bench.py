@@ -219,3 +219,24 @@ def test_gpu_section_measures_on_cuda(tmp_path):
     section = run(Settings(quick=True, repeats=1, threads=1, workers=0, scratch=tmp_path))
     rows = section.tables[0].rows
     assert len(rows) == 2 and all(row[4] > 0 and 0 < row[7] < 1.5 for row in rows)
+
+
+def test_a_partial_rerun_keeps_the_other_sections(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--out", str(out), "--quick", "--threads", "1",
+                 "--sections", "augmentation,evaluation"]) == 0
+    first = json.loads((out / "bench.json").read_text())
+    assert main(["bench", "--out", str(out), "--quick", "--threads", "1",
+                 "--sections", "evaluation"]) == 0
+    md, data = (out / "bench.md").read_text(), json.loads((out / "bench.json").read_text())
+    assert [s["key"] for s in data["sections"]] == ["augmentation", "evaluation"]
+    kept = data["sections"][0]
+    assert kept["run"] == first["sections"][0]["run"] and kept["tables"] == first[
+        "sections"][0]["tables"]
+    assert data["sections"][1]["run"]["date"] == data["header"]["date"]
+    assert md.count("_Not rerun: carried over") == 1 and "## 1. " in md and "## 4. " in md
+    assert main(["bench", "--out", str(out), "--quick", "--threads", "1",
+                 "--sections", "evaluation"]) == 0  # carried twice: still one line, same run
+    again = (out / "bench.md").read_text()
+    assert again.count("_Not rerun: carried over") == 1
+    assert json.loads((out / "bench.json").read_text())["sections"][0]["run"] == kept["run"]

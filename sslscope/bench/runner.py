@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from sslscope.bench import SECTIONS, augmentation, evaluation, gpu, overhead, scaling, training
-from sslscope.bench.table import Section, header, write
+from sslscope.bench.table import Section, header, previous_sections, write
 from sslscope.bench.timing import Settings, busy_cpu_seconds, own_cpu_seconds
 from sslscope.errors import UserError
 
@@ -113,5 +113,8 @@ def run_bench(out: str | Path, *, threads: int | None = None, repeats: int | Non
     head = header(command=command, threads=threads, workers=workers,
                   date=datetime.datetime.now().isoformat(timespec="seconds"), seconds=wall,
                   others_busy=others, quick=quick)
-    return write(out, head, done)
+    # A partial rerun keeps the table's other sections, each marked with the run it is from.
+    carried = previous_sections(out, names, quick) if names != list(SECTIONS) else []
+    every = sorted([*done, *carried], key=lambda s: SECTIONS.index(s.key))
+    return write(out, head, every)
 

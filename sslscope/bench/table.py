@@ -8,9 +8,11 @@ is positive and finite). ``None`` prints as "—"; a string prints as it is, so 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,58 @@ class Section:
                 "tables": [t.as_json() for t in self.tables]}
 
 
+@dataclass
+class Carried:
+    """A section not rerun this time, kept from the previous table: its text and its JSON.
+
+    ``sslscope bench --sections A,B`` reruns only A and B; the other sections of the existing
+    ``bench.md``/``bench.json`` stay, each saying which run measured it, so one partial rerun
+    never drops the rest of the table.
+    """
+
+    key: str
+    text: str  # the section's markdown in the previous bench.md, heading included
+    data: dict[str, Any]  # its entry in the previous bench.json, with "run" added
+
+    def markdown(self, number: int) -> str:
+        run = self.data["run"]
+        return (f"{self.text.rstrip()}\n\n_Not rerun: carried over from the run of "
+                f"{run['date']} (`{run['command']}`)._")
+
+    def as_json(self) -> dict[str, Any]:
+        return self.data
+
+
+def previous_sections(out_dir: Path, skip: list[str], quick: bool) -> list[Carried]:
+    """The sections of an existing ``out_dir/bench.md`` and ``bench.json`` other than ``skip``.
+
+    Nothing is carried from a table of the other kind (``--quick`` against a full run) or
+    from files that do not parse; each carried section keeps the date and command of the run
+    that measured it.
+    """
+    md, js = out_dir / "bench.md", out_dir / "bench.json"
+    try:
+        data = json.loads(js.read_text(encoding="utf-8"))
+        text = md.read_text(encoding="utf-8")
+        if bool(data["header"]["quick"]) != quick:
+            return []
+        run = {"date": data["header"]["date"], "command": data["header"]["command"]}
+        chunks = re.split(r"(?m)^(?=## \d+\. )", text)[1:]
+        carried = []
+        for section in data["sections"]:
+            key = section["key"]
+            if key in skip or key not in SECTIONS:
+                continue
+            heading = f"## {SECTIONS.index(key) + 1}. {section['title']}"
+            chunk = next(c for c in chunks if c.startswith(heading))
+            # A section carried before keeps its own run; drop the old carry-over line.
+            chunk = re.sub(r"\n+_Not rerun: carried over .*\._\s*$", "", chunk.rstrip())
+            carried.append(Carried(key, chunk, {**section, "run": section.get("run", run)}))
+        return carried
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return []
+
+
 def _cell(column: Column, value: Any) -> str:
     if value is None:
         return "—"
@@ -143,7 +197,7 @@ def header(*, command: str, threads: int, workers: int, date: str, seconds: floa
     }
 
 
-def render(head: dict[str, Any], sections: list[Section]) -> str:
+def render(head: dict[str, Any], sections: list[Section | Carried]) -> str:
     """The whole ``bench.md``."""
     v = head["versions"]
     busy = ("unknown" if head["others_busy_cores"] is None
@@ -169,9 +223,15 @@ def render(head: dict[str, Any], sections: list[Section]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out_dir: Path, head: dict[str, Any], sections: list[Section]) -> tuple[Path, Path]:
-    """Write ``bench.md`` and ``bench.json`` into ``out_dir``, each atomically."""
+def write(out_dir: Path, head: dict[str, Any],
+          sections: list[Section | Carried]) -> tuple[Path, Path]:
+    """Write ``bench.md`` and ``bench.json`` into ``out_dir``, each atomically.
+
+    Sections measured now record this run's date and command, as carried ones keep theirs.
+    """
+    run = {"date": head["date"], "command": head["command"]}
+    entries = [s.as_json() if isinstance(s, Carried) else {**s.as_json(), "run": run}
+               for s in sections]
     md = atomic_write_text(out_dir / "bench.md", render(head, sections))
-    js = atomic_write_json(out_dir / "bench.json",
-                           {"header": head, "sections": [s.as_json() for s in sections]})
+    js = atomic_write_json(out_dir / "bench.json", {"header": head, "sections": entries})
     return md, js
