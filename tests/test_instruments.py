@@ -11,14 +11,27 @@ from safetensors.torch import load_file
 from sslscope.cli import main
 from sslscope.data import load_digits
 from sslscope.errors import TrainingDiverged, UserError
+from sslscope.evaluate.suite import extract_features
 from sslscope.files import read_jsonl
+from sslscope.instruments.capacity import centroid_capacity
 from sslscope.instruments.geometry import alignment, normalized_std, uniformity
 from sslscope.instruments.measures import INSTRUMENTS, ViewPair
-from sslscope.instruments.recorder import instrument_images, instrument_names
+from sslscope.instruments.recorder import (
+    embed_pair,
+    instrument_images,
+    instrument_indices,
+    instrument_names,
+    instrument_views,
+    instruments,
+)
 from sslscope.instruments.spectrum import cross_correlation_eigenvalues
 from sslscope.instruments.steps import emergence_steps, staircase_steps
+from sslscope.losses.mmcr import mmcr_multimodal_loss
+from sslscope.observe import Snapshot
+from sslscope.parts import build_parts
 from sslscope.report import RunRecord, build_report
 from sslscope.report.sections_dynamics import geometry_section, spectrum_over_training_section
+from sslscope.runs import RunFiles
 from sslscope.schedules import log_spaced_steps
 from sslscope.train import train
 from tests.conftest import tiny_config
@@ -156,3 +169,64 @@ def test_non_finite_embeddings_stop_the_run_with_one_sentence(tmp_path):
     with pytest.raises(TrainingDiverged, match="the embeddings became non-finite by step"):
         train(cfg, tmp_path / "run", progress=False)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+
+
+def _consume(cfg, tmp_path, name):
+    """One instrument call at step 0 of ``cfg``'s freshly built parts: (scalars, arrays)."""
+    data = load_digits()
+    files = RunFiles(tmp_path / name)
+    consumer = instruments(cfg, data, files)
+    parts = build_parts(cfg, data, torch.device("cpu"))
+    scalars = consumer.consume(Snapshot(0, parts, data, torch.device("cpu")))
+    arrays = {n: load_file(str(files.array(n))) for n in instrument_names(cfg.instruments)
+              if files.array(n).is_file()}  # geometry has scalars only
+    return scalars, arrays, parts
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_extra_views_for_capacity_leave_the_first_two_unchanged(fixed):
+    cfg = tiny_config(method="mmcr", n_views=4, fixed_views=fixed)
+    data, index = load_digits(), torch.arange(0, 40, 3)
+    two = instrument_views(cfg, data, index, torch.device("cpu"))
+    four = instrument_views(cfg, data, index, torch.device("cpu"), n_views=4)
+    assert len(two) == 2 and len(four) == 4
+    assert all(torch.equal(a, b) for a, b in zip(two, four[:2], strict=False))
+    assert not torch.equal(four[2], four[0])  # the extra views are new augmentations
+
+
+def test_capacity_sees_all_k_views_and_moves_no_other_instrument(tmp_path):
+    base = dict(method="mmcr", n_views=3, instrument_batch=120)
+    plain, plain_arrays, _ = _consume(tiny_config(instruments="spectrum,geometry", **base),
+                                      tmp_path, "plain")
+    cfg = tiny_config(instruments="spectrum,geometry,capacity", **base)
+    scalars, arrays, parts = _consume(cfg, tmp_path, "with")
+    assert {k: scalars[k] for k in plain} == plain  # the same numbers, bit for bit
+    assert all(torch.equal(arrays["spectrum"][k], v) for k, v in plain_arrays["spectrum"].items())
+    # The capacity numbers are those of the K = 3 views, embedded as the recorder embeds them.
+    data = load_digits()
+    views = instrument_views(cfg, data, instrument_indices(data, 120, cfg.seed),
+                             torch.device("cpu"), n_views=3)
+    z = torch.stack([extract_features(parts.encoder, v, device="cpu")["z"] for v in views], 1)
+    expected, sigma = centroid_capacity(z)  # (120, 3, 64)
+    assert scalars["inst/z/ppe"] == pytest.approx(expected["ppe"], rel=1e-9)
+    assert scalars["inst/z/local_nuclear"] == pytest.approx(expected["local_nuclear"], rel=1e-9)
+    assert math.sqrt(3) <= expected["local_nuclear"] <= 3
+    assert torch.allclose(arrays["capacity"]["z/centroid_sv"][0], sigma)
+
+
+def test_capacity_of_a_cross_modal_run_is_over_its_two_modalities(tmp_path):
+    cfg = tiny_config(method="mmcr_multimodal", instruments="capacity", instrument_batch=80)
+    scalars, arrays, parts = _consume(cfg, tmp_path, "run")
+    data = load_digits()
+    view = instrument_views(cfg, data, instrument_indices(data, 80, cfg.seed),
+                            torch.device("cpu"))[0]
+    encoder = parts.encoder.eval()
+    with torch.no_grad():
+        z = torch.stack(encoder.modalities(view), dim=1)  # (80, 2, D): the loss's manifolds
+        pair = embed_pair(encoder, [view, view], torch.device("cpu"), all_views=True)
+        loss = mmcr_multimodal_loss(*encoder.modalities(view))
+    assert torch.allclose(pair.all_views["z"], z)
+    assert pair.z_a.shape[1] == 2 * z.shape[2]  # the other instruments see both concatenated
+    assert scalars["inst/z/ppe"] == pytest.approx(centroid_capacity(z)[0]["ppe"], rel=1e-6)
+    assert -scalars["inst/z/centroid_nuclear"] == pytest.approx(float(loss), rel=1e-5)
+    assert arrays["capacity"]["h/shape"][0].tolist() == [80, pair.all_views["h"].shape[2]]

@@ -174,9 +174,9 @@ def test_empty_metrics_and_empty_rows_omit_figure_sections(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("")
     (tmp_path / "evaluation.json").write_text(json.dumps({"final_step": 3, "rows": []}))
     record = RunRecord.load(tmp_path)
-    # summary and config always show; the figure sections (loss, probes, the two instrument
+    # summary and config always show; the figure sections (loss, probes, the three instrument
     # sections, clustering, spectrum, map, neighbours) have nothing to draw
-    assert [s(record) is None for s in SECTIONS] == [False, *[True] * 8, False]
+    assert [s(record) is None for s in SECTIONS] == [False, *[True] * 9, False]
     page = build_report(tmp_path).read_text(encoding="utf-8")
     assert "evaluation.json holds no rows" in page
 

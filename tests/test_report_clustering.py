@@ -134,6 +134,6 @@ def test_each_figure_is_drawn_only_from_its_keys(tmp_path, monkeypatch, kwargs, 
     assert section is not None and drawn == expected
 
 
-def test_section_is_registered_after_the_dynamics_sections():
+def test_section_is_registered_after_the_instrument_sections():
     names = [fn.__name__ for fn in SECTIONS]
-    assert names.index("clustering_section") == names.index("geometry_section") + 1
+    assert names.index("clustering_section") == names.index("capacity_section") + 1

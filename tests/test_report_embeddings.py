@@ -151,7 +151,7 @@ def test_missing_arrays_leave_the_sections_out(tmp_path, digits):
     page = build_report(run_dir).read_text(encoding="utf-8")
     assert "<h2>Summary</h2>" in page and "<h2>Configuration</h2>" in page
     assert not any(f"<h2>{title}</h2>" in page for title in NEW_TITLES)
-    assert len(SECTIONS) == 10
+    assert len(SECTIONS) == 11
 
 
 def test_unloadable_dataset_gives_one_sentence_and_integer_labels(tmp_path, digits):

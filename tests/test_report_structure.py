@@ -173,7 +173,7 @@ def test_sections_are_the_registered_modules_in_page_order():
     assert SECTIONS == sections_from(SECTION_MODULES)
     assert [fn.__name__ for fn in SECTIONS] == [
         "summary_section", "loss_section", "probe_section", "spectrum_over_training_section",
-        "geometry_section", "clustering_section", "spectrum_section",
+        "geometry_section", "capacity_section", "clustering_section", "spectrum_section",
         "embedding_map_section", "neighbours_section", "config_section",
     ]
     assert sslscope.report.SECTIONS is SECTIONS

@@ -5,11 +5,13 @@
     effective_rank(eigvals), rankme(z)       # floats in [1, D]
 
 :data:`INSTRUMENTS` (``sslscope.instruments.measures``) maps each name of ``--instruments`` to
-a function of the fixed instrument batch's two views; :mod:`sslscope.instruments.recorder`
-runs them during training. Say in every log key or caption which representation went in: h
-or z.
+a function of the fixed instrument batch's two views (``capacity``: of all K views, MMCR's
+centroid nuclear norm and PPE, :mod:`sslscope.instruments.capacity`);
+:mod:`sslscope.instruments.recorder` runs them during training. Say in every log key or
+caption which representation went in: h or z.
 """
 
+from sslscope.instruments.capacity import capacity_bound, centroid_capacity
 from sslscope.instruments.geometry import alignment, normalized_std, uniformity
 from sslscope.instruments.measures import INSTRUMENTS, Measurement, ViewPair
 from sslscope.instruments.spectrum import (
@@ -25,6 +27,8 @@ __all__ = [
     "Measurement",
     "ViewPair",
     "alignment",
+    "capacity_bound",
+    "centroid_capacity",
     "cross_correlation_eigenvalues",
     "effective_rank",
     "eigenvalues",

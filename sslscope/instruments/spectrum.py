@@ -128,23 +128,24 @@ def rankme(x: Tensor, *, eps: float = RANKME_EPS) -> float:
 
 
 def singular_values(x: Tensor) -> Tensor:
-    r"""Singular values of `x` (N, D) in float64, from the eigenvalues of its smaller Gram matrix.
+    r"""Singular values of `x` (..., N, D) in float64, from the eigenvalues of its smaller Gram.
 
-        σ_k(x) = √λ_k(xᵀx)  (D ≤ N)   or   √λ_k(x xᵀ)  (N < D),   negative round-off → 0
+        σ_k(x) = √λ_k(xᵀx)  (D ≤ N)   or   √λ_k(x xᵀ)  (N < D),   batched over leading dims
 
     Why not ``svdvals``: for the instruments' (2048, 512) matrices ``eigvalsh`` of the 512×512
-    Gram is ~3× faster (benchmarks/bench.md: the instruments' share of training). Squaring
-    costs precision only in the smallest values. Eigenvalues under max(N, D) · ε₆₄ · λ_max
-    (the usual numerical-rank tolerance, round-off of exact zeros) are set to 0, so an
-    exactly rank-deficient x gives exact zeros; the price is that singular values below
+    Gram is ~3× faster (benchmarks/bench.md: the instruments' share of training), and ~10× for
+    the capacity instrument's batch of (K, K) local Gram matrices. Squaring costs precision
+    only in the smallest values. Eigenvalues under max(N, D) · ε₆₄ · λ_max (the usual
+    numerical-rank tolerance, round-off of exact zeros) are set to 0, so an exactly
+    rank-deficient x gives exact zeros; the price is that singular values below
     √(max(N, D) · ε₆₄) · σ_max (3e-7 σ_max at D = 512) read as 0, which moves RankMe by about
-    its own ε = 1e-7 of the normalised values.
+    its own ε = 1e-7 of the normalised values and a PPE by at most ~1e-7·√min(N, D).
 
     Returns:
-        Shape (min(N, D),), float64, on `x`'s device, descending.
+        Shape (..., min(N, D)), float64, on `x`'s device, descending.
     """
     x = x.to(torch.float64)
-    gram = x.T @ x if x.shape[1] <= x.shape[0] else x @ x.T
-    lam = torch.linalg.eigvalsh(gram).flip(0)  # descending
-    tolerance = max(x.shape) * torch.finfo(torch.float64).eps * lam[0].clamp_min(0)
+    gram = x.mT @ x if x.shape[-1] <= x.shape[-2] else x @ x.mT  # (..., min, min)
+    lam = torch.linalg.eigvalsh(gram).flip(-1)  # descending
+    tolerance = max(x.shape[-2:]) * torch.finfo(torch.float64).eps * lam[..., :1].clamp_min(0)
     return torch.where(lam > tolerance, lam, 0.0).sqrt()

@@ -33,6 +33,7 @@ __all__ = ["SECTIONS", "SECTION_MODULES", "Section", "build_report", "sections_f
 SECTION_MODULES: tuple[str, ...] = (
     "sslscope.report.sections_run",  # summary, loss, probes
     "sslscope.report.sections_dynamics",  # spectrum over training, geometry (instruments)
+    "sslscope.report.sections_capacity",  # MMCR's PPE over training (capacity instrument)
     "sslscope.report.sections_clustering",  # clustering over training (clus/ keys)
     "sslscope.report.sections_embeddings",  # spectrum, embedding map, neighbours
     "sslscope.report.sections_config",  # config

@@ -6,9 +6,17 @@ final embedding (Simon et al., ICML 2023). :mod:`sslscope.theory.kernel`: the sa
 on fixed features, from kernel matrices alone (K_Γ = K^{1/2} Z K^{1/2}), the empirical NTK of a
 network, and CKA / principal angles to compare a prediction with a learned embedding.
 :mod:`sslscope.theory.ntk_experiment`: that comparison run on a wide two-layer MLP trained on
-digit pairs (methods.md §1.7 item 2).
+digit pairs (methods.md §1.7 item 2). :mod:`sslscope.theory.capacity`: MMCR's pretraining
+percent error of random unit centroids, Monte-Carlo and its Marchenko–Pastur limit (1 − 8/(3π)
+≈ 0.151 at P = D; Schaeffer et al. 2024).
 """
 
+from sslscope.theory.capacity import (
+    SQUARE_RANDOM_PPE,
+    asymptotic_ppe,
+    ppe_surface,
+    random_centroid_ppe,
+)
 from sslscope.theory.kernel import (
     contrastive_kernel,
     empirical_ntk,
@@ -29,6 +37,10 @@ from sslscope.theory.stepwise import (
 )
 
 __all__ = [
+    "SQUARE_RANDOM_PPE",
+    "asymptotic_ppe",
+    "ppe_surface",
+    "random_centroid_ppe",
     "contrastive_kernel",
     "empirical_ntk",
     "kernel_embedding",
