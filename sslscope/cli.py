@@ -1,4 +1,4 @@
-"""The ``sslscope`` command line: train, eval, report, compare, export, study, icon-table, bench.
+"""``sslscope``: train, eval, report, compare, export, study, sweep, icon-table and bench.
 
 Every config field becomes a ``--flag`` generated from :class:`sslscope.config.Config`, so the
 help text is the field's own documentation and cannot drift from the code.
@@ -10,6 +10,7 @@ import argparse
 import ast
 import dataclasses
 import functools
+import json
 import shutil
 import sys
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _methods_epilog() -> str:
+def _methods_epilog(examples: bool = True) -> str:
     from sslscope.losses import METHODS
     from sslscope.presets import PRESETS
 
@@ -38,6 +39,8 @@ def _methods_epilog() -> str:
     lines += ["", "presets (--preset):"]
     for name, fn in PRESETS.items():
         lines.append(f"  {name:<{width}}  {(fn.__doc__ or '').strip().splitlines()[0]}")
+    if not examples:
+        return "\n".join(lines)
     lines += [
         "",
         "examples:",
@@ -57,9 +60,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "RUN_DIR/report.html.",
         epilog=_methods_epilog(), formatter_class=_FORMATTER,
     )
-    src = p.add_argument_group("where the config comes from (later ones override earlier)")
-    src.add_argument("--preset", help="start from a named preset (listed below); default: demo")
-    src.add_argument("--config", metavar="FILE", help="start from a saved config.json")
+    src = _add_config_source(p)
     src.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run")
     run = p.add_argument_group("run directory")
     run.add_argument("--run-dir", metavar="DIR",
@@ -69,6 +70,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--stop-at", type=int, metavar="STEP",
                      help="stop with a checkpoint after STEP steps; finish later with --resume")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_config_options(p)
+
+
+def _add_config_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--preset`` and ``--config``: the config that the options then change (train, sweep)."""
+    src = p.add_argument_group("where the config comes from (later ones override earlier)")
+    src.add_argument("--preset", help="start from a named preset (listed below); default: demo")
+    src.add_argument("--config", metavar="FILE", help="start from a saved config.json")
+    return src
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per config field, and ``--loss KEY=VALUE`` (train, sweep)."""
     opts = p.add_argument_group("config options (defaults shown are the base config's)")
     base = config_lib.Config()
     for f in dataclasses.fields(config_lib.Config):
@@ -98,7 +112,6 @@ def _parse_loss_kwargs(items: Sequence[str]) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from sslscope.distributed import launched
-    from sslscope.presets import PRESETS
     from sslscope.train import train
 
     if args.resume:
@@ -107,17 +120,9 @@ def _train(args: argparse.Namespace) -> int:
                 "--resume takes the config from the run directory; drop --preset/--config"
             )
         cfg = _require_run(args.resume).load_config()
-    elif args.config:
-        cfg = config_lib.load(args.config)
     else:
-        name = args.preset or "demo"
-        if name not in PRESETS:
-            raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
-        cfg = PRESETS[name]()
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.Config)
-                 if f.name != "loss_kwargs" and getattr(args, f.name) is not None}
-    if args.loss_kwargs:
-        overrides["loss_kwargs"] = {**cfg.loss_kwargs, **_parse_loss_kwargs(args.loss_kwargs)}
+        cfg = _starting_config(args)
+    overrides = _given_options(args, cfg)
     if args.resume and overrides:
         raise UserError("a resumed run keeps its config; start a new run to change options")
     cfg = config_lib.validate(config_lib.replace(cfg, **overrides))
@@ -133,6 +138,27 @@ def _train(args: argparse.Namespace) -> int:
     if main_rank:
         _report_and_summary(files)
     return 0
+
+
+def _starting_config(args: argparse.Namespace) -> config_lib.Config:
+    """The config of ``--config FILE``, else of ``--preset NAME`` (default: demo)."""
+    from sslscope.presets import PRESETS
+
+    if args.config:
+        return config_lib.load(args.config)
+    name = args.preset or "demo"
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _given_options(args: argparse.Namespace, cfg: config_lib.Config) -> dict:
+    """The config options given on the command line; ``--loss`` ones merged into cfg's."""
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.Config)
+                 if f.name != "loss_kwargs" and getattr(args, f.name) is not None}
+    if args.loss_kwargs:
+        overrides["loss_kwargs"] = {**cfg.loss_kwargs, **_parse_loss_kwargs(args.loss_kwargs)}
+    return overrides
 
 
 def _require_run(path: str) -> RunFiles:
@@ -224,6 +250,43 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
                                                description=study.description))
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from sslscope.studies.options import parse_seeds
+    from sslscope.studies.sweep import parse_grid, results_table, run_sweep
+
+    cfg = _starting_config(args)
+    given = _given_options(args, cfg)  # set by plain options: no axis may set them again
+    loss_keys = [f"loss.{key}" for key in _parse_loss_kwargs(args.loss_kwargs or [])]
+    axes = parse_grid(args.grid or [], given=[*given, *loss_keys])
+    if args.seeds and "seed" in given:
+        raise UserError("--seed and --seeds both set the seed; drop one")
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    path = run_sweep(config_lib.replace(cfg, **given), axes, args.out, jobs=args.jobs,
+                     seeds=seeds)
+    print(results_table(json.loads(path.read_text(encoding="utf-8"))["rows"]))
+    print(f"\n{path.with_suffix('.csv')}\n{path}\n{path.parent / 'compare.html'}")
+    return 0
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from sslscope.studies import sweep
+
+    p = sub.add_parser("sweep", help=sweep.HELP, description=sweep.DESCRIPTION,
+                       epilog=f"{sweep.GRID_HELP}\n{_methods_epilog(examples=False)}",
+                       formatter_class=_FORMATTER)
+    grid = p.add_argument_group("the grid")
+    grid.add_argument("--grid", action="append", metavar="FIELD=VALUES",
+                      help="one axis: a config field and its values (repeatable; syntax below)")
+    grid.add_argument("--seeds", metavar="LIST",
+                      help="comma-separated seeds, a last axis (default: the base config's seed)")
+    grid.add_argument("--out", default="runs/sweep", metavar="DIR",
+                      help="directory of the cells and results (default: %(default)s)")
+    grid.add_argument("--jobs", type=int, default=1, metavar="N",
+                      help="cells trained at once, cores/N threads each (default: %(default)s)")
+    _add_config_source(p)
+    _add_config_options(p)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from sslscope.bench.runner import run_bench
 
@@ -250,7 +313,7 @@ def _icon_table(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sslscope`` parser: train, eval, report, compare, export, study, icon-table, bench."""
+    """The parser: train, eval, report, compare, export, study, sweep, icon-table, bench."""
     parser = argparse.ArgumentParser(
         prog="sslscope", formatter_class=_FORMATTER,
         description="Train joint-embedding self-supervised models and see how they learn.",
@@ -286,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "  encoder = load_encoder('RUN_DIR/export')   # h, z = encoder(x)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     _add_study(sub)
+    _add_sweep(sub)
     p = sub.add_parser("icon-table", help="check that named methods are I-Con instances",
                        formatter_class=_FORMATTER,
                        description="Compute SimCLR, SupCon, CLIP, cross-entropy, label smoothing, "
@@ -352,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "report": _report, "compare": _compare,
                 "export": _export, "study": _study, "icon-table": _icon_table,
-                "bench": _bench}
+                "bench": _bench, "sweep": _sweep}
     try:
         return handlers[args.command](args)
     except UserError as e:

@@ -3,7 +3,9 @@
 Each study module defines ``STUDY``, a :class:`Study`: its name, its help, the arguments of its
 own ``sslscope study NAME`` command and its run function. :data:`STUDY_MODULES` lists them, so
 adding a study is one new module plus one line there; the command line is built from
-:data:`STUDIES`. A study's runs are ordinary run directories made by :func:`sslscope.train.train`.
+:data:`STUDIES`. A study's runs are ordinary run directories, made by
+:func:`sslscope.studies.runner.run_jobs` (``sslscope train`` in child processes), a grid of them
+by :func:`sslscope.studies.sweep.run_sweep`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ k-means (Hungarian) test accuracy on the backbone output h as mean ± std over s
 the raw-pixel and random-initialisation baselines measured in the same runs, and
 ``report.html``: the runs side by side (:func:`sslscope.report.compare.build_comparison`),
 self-contained.
+
+The runs are a sweep over method × seed (:func:`sslscope.studies.sweep.run_sweep`), named
+``<method>-seed<seed>`` under ``OUT/runs/``, so ``OUT/sweep.csv`` and ``sweep.json`` hold
+every run's numbers too, and a killed study rerun keeps its finished runs. The run
+directories are removed once the table is written, unless ``--keep-runs``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ import argparse
 import json
 import shutil
 import statistics
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +28,12 @@ from sslscope import config as config_lib
 from sslscope.config import Config
 from sslscope.errors import UserError
 from sslscope.evaluate.suite import PROBES
-from sslscope.files import atomic_write_text
+from sslscope.files import atomic_write_text, read_json_object
 from sslscope.losses import METHODS
-from sslscope.parts import resolve_device
-from sslscope.runs import environment
+from sslscope.runs import RunFiles
 from sslscope.studies import Study
 from sslscope.studies.options import add_common, parse_seeds, positive
-from sslscope.train import train
+from sslscope.studies.sweep import run_sweep
 
 # What differs from the base config for a method, and why (printed under the table).
 METHOD_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -60,48 +63,44 @@ def compare_methods(
     steps: int = 500,
     device: str = "auto",
     keep_runs: bool = False,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Train every method for every seed; write ``out_dir/results.md`` and ``report.html``.
 
     Args:
-        out_dir: where the table (and, with ``keep_runs``, the run directories) go.
+        out_dir: where the table, the sweep's results (and, with ``keep_runs``, the run
+            directories) go.
         methods: which methods; default all of METHODS.
         seeds: one run per seed; the table gives mean ± sample std.
         steps: training steps per run (the warm-up is a tenth of it).
         device: as in the config.
         keep_runs: keep each run directory (reports, checkpoints) under out_dir/runs/.
+        jobs: runs trained at once (child processes, cores / jobs threads each).
+        log: one line per run started, skipped or done.
 
     Returns:
         The path of results.md.
     """
-    # The report (matplotlib) is imported when the study runs, not when the CLI lists studies.
-    from sslscope.report import build_report
-    from sslscope.report.compare import build_comparison
-
     out_dir = Path(out_dir)
     methods = list(methods or METHODS)
     base = config_lib.replace(Config(), steps=steps, warmup_steps=steps // 10, eval_points=0,
                               device=device)
-    results: dict[str, list[dict[str, Any]]] = {}
+    sweep = run_sweep(base, {"method": methods}, out_dir, jobs=jobs, seeds=seeds,
+                      extra=lambda cell: METHOD_OVERRIDES.get(cell["method"], {}),
+                      name=lambda cell: f"{cell['method']}-seed{cell['seed']}",
+                      page="report.html", log=log)
+    rows = json.loads(sweep.read_text(encoding="utf-8"))["rows"]
+    results: dict[str, list[dict[str, Any]]] = {method: [] for method in methods}
     seconds: dict[str, float] = {}
-    run_dirs: list[Path] = []
+    for row in rows:  # method-major, seeds in order: the sweep's cell order
+        results[row["method"]].append(read_json_object(RunFiles(out_dir / row["run_dir"])
+                                                       .evaluation))
     for method in methods:
-        results[method] = []
-        start = time.perf_counter()
-        for seed in seeds:
-            cfg = config_lib.replace(base, method=method, seed=seed,
-                                     **METHOD_OVERRIDES.get(method, {}))
-            run_dir = out_dir / "runs" / f"{method}-seed{seed}"
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            files = train(cfg, run_dir, progress=False)
-            if keep_runs:  # a kept run is what `sslscope train` leaves: its report included
-                build_report(run_dir)
-            results[method].append(json.loads(files.evaluation.read_text()))
-            run_dirs.append(run_dir)
-        seconds[method] = (time.perf_counter() - start) / len(seeds)
-
-    build_comparison(run_dirs, out_dir / "report.html")
+        seconds[method] = statistics.mean(r["wall_seconds"] for r in rows
+                                          if r["method"] == method)
+    # What the runs ran on, from the first run's run.json: the children, not this process.
+    env = read_json_object(RunFiles(out_dir / rows[0]["run_dir"]).run_info) or {}
     if not keep_runs:
         shutil.rmtree(out_dir / "runs")
 
@@ -129,13 +128,13 @@ def compare_methods(
     lines += ["", "Differences from the base config:", ""]
     lines += [f"- `{m}`: {', '.join(f'{k}={v}' for k, v in o.items())}"
               for m, o in METHOD_OVERRIDES.items() if m in methods]
-    env = environment(resolve_device(device))
     lines += [
         "",
         f"Produced by `sslscope study methods --out {out_dir} --steps {steps} --seeds "
-        f"{','.join(map(str, seeds))}` with sslscope {env['sslscope_version']} "
-        f"(git {str(env['git_sha'])[:8]}), torch {env['torch']}, on {env['device_name']} "
-        f"({env['threads']} threads). The random-init row is the first method's runs.",
+        f"{','.join(map(str, seeds))}` with sslscope {env.get('sslscope_version')} "
+        f"(git {str(env.get('git_sha'))[:8]}), torch {env.get('torch')}, on "
+        f"{env.get('device_name')} ({env.get('threads')} threads). The random-init row is the "
+        "first method's runs.",
         "",
     ]
     return atomic_write_text(out_dir / "results.md", "\n".join(lines))
@@ -148,6 +147,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps per run (default: %(default)s)")
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep every run directory, with its report")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each with cores/jobs threads "
+                        "(default: %(default)s)")
 
 
 def _run(args: argparse.Namespace) -> Path:
@@ -157,7 +159,7 @@ def _run(args: argparse.Namespace) -> Path:
             raise UserError(f"unknown method '{name}'; choose from: {', '.join(METHODS)}")
     return compare_methods(args.out, methods=methods, seeds=parse_seeds(args.seeds),
                            steps=positive("--steps", args.steps), device=args.device,
-                           keep_runs=args.keep_runs)
+                           keep_runs=args.keep_runs, jobs=positive("--jobs", args.jobs))
 
 
 STUDY = Study(
@@ -165,7 +167,9 @@ STUDY = Study(
     help="every objective at the same budget, with seeds: one table",
     description="Train every objective (or --methods) for each seed at the same budget and write "
     "OUT/results.md\nwith linear-probe, kNN, NCC and k-means accuracy (mean ± std) and "
-    "OUT/report.html,\nthe runs side by side.",
+    "OUT/report.html,\nthe runs side by side. The runs are a sweep over method × seed "
+    "(OUT/sweep.csv, sweep.json):\na rerun keeps finished runs while OUT/runs/ is there "
+    "(always, with --keep-runs).",
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -5,13 +5,15 @@ which makes ``RUNS_DIR/<name>/`` with ``sslscope train`` in a child process per 
 run directory is exactly what the command line leaves (its ``report.html`` included) and a crash
 in one run is a sentence, not a dead study. Rerunning the study:
 
-- skips a run whose ``run.json`` says finished and whose ``config.json`` equals the job's config;
+- skips a run whose ``run.json`` says finished and whose ``config.json`` equals the job's config
+  (only its ``report.html`` is rebuilt if missing: the child was killed while writing it);
 - resumes one that stopped, was interrupted or was killed (``run.json`` not finished, a
   checkpoint present) with the same config, from its last checkpoint;
 - starts afresh, replacing the directory, when the config changed (a different flag).
 
-``parallel`` runs that many children at once with cores / parallel threads each: two processes
-with two OpenMP threads each on two cores spin-wait and run several times slower.
+``parallel`` runs that many children at once with cores / parallel threads each (at most the
+``OMP_NUM_THREADS`` of this process, when set): two processes with two OpenMP threads each on
+two cores spin-wait and run several times slower.
 """
 
 from __future__ import annotations
@@ -53,13 +55,31 @@ def state(run_dir: Path, cfg: Config) -> str:
 
 
 def threads_per_job(parallel: int) -> int:
-    """OpenMP threads for each of ``parallel`` simultaneous runs: the cores shared out."""
-    return max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    """OpenMP threads for each of ``parallel`` simultaneous runs: the cores shared out.
+
+    An ``OMP_NUM_THREADS`` set for this process caps it: the caller has limited the whole job
+    (a shared machine, a test run), and a child spinning on more threads than it gets runs
+    several times slower (module docstring).
+    """
+    threads = (os.cpu_count() or 1) // max(parallel, 1)
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    if cap.isdigit() and int(cap) > 0:
+        threads = min(threads, int(cap))
+    return max(1, threads)
+
+
+def _child(command: list[str], threads: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
 def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], None]) -> None:
     what = state(run_dir, job.cfg)
     if what == "finished":
+        # `sslscope train` writes the report after run.json says finished; a kill in between
+        # leaves a finished run without it, which only needs the report, not a retraining.
+        if not RunFiles(run_dir).report.is_file():
+            _child([sys.executable, "-m", "sslscope", "report", str(run_dir)], threads)
         log(f"{job.name}: finished already, skipped")
         return
     if what == "fresh" and run_dir.exists():
@@ -72,9 +92,8 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
     command = [sys.executable, "-m", "sslscope", "train", "--no-progress"]
     command += (["--resume", str(run_dir)] if what == "resume"
                 else ["--config", str(config_file), "--run-dir", str(run_dir)])
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log(f"{job.name}: {'resuming' if what == 'resume' else 'training'}")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = _child(command, threads)
     config_file.unlink(missing_ok=True)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
@@ -83,11 +102,16 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
 
 
 def run_jobs(jobs: Sequence[Job], runs_dir: str | Path, *, parallel: int = 1,
-             log: Callable[[str], None] = print) -> dict[str, RunFiles]:
+             log: Callable[[str], None] = print,
+             failed: dict[str, str] | None = None) -> dict[str, RunFiles]:
     """Make (or keep) every job's run directory under ``runs_dir``; returns their files by name.
 
+    Every job runs even when an earlier one fails. With ``failed`` given, each failed run's
+    sentence is put there under its name instead of raising (a sweep tabulates them).
+
     Raises:
-        UserError: a duplicate job name, or a run that failed (its last line of output).
+        UserError: a duplicate job name, or (without ``failed``) the first run that failed, in
+            job order (its last line of output).
     """
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
@@ -97,7 +121,12 @@ def run_jobs(jobs: Sequence[Job], runs_dir: str | Path, *, parallel: int = 1,
     with ThreadPoolExecutor(max_workers=max(parallel, 1)) as pool:
         futures = [pool.submit(_train_child, job, runs_dir / job.name, threads, log)
                    for job in jobs]
-        for future in futures:
-            future.result()  # the first failure, in job order
+        for job, future in zip(jobs, futures, strict=True):
+            try:
+                future.result()
+            except UserError as e:
+                if failed is None:
+                    raise  # the first failure, in job order; the pool still finishes the rest
+                failed[job.name] = str(e)
     return {job.name: RunFiles(runs_dir / job.name) for job in jobs}
 
