@@ -131,7 +131,9 @@ def test_baseline_pipelines_make_images_like_ours(recipe, shape):
             assert 0 <= v.min() and v.max() <= 1, name
     if recipe == "simclr":  # grayscale with p = 0.2 on every side
         for name, views in sides.items():
-            assert abs(_gray_fraction(views[0]) - 0.2) < 0.06, name
+            # 400 Bernoulli(0.2) draws: σ = 0.02; the per-sample side is not seeded, so
+            # allow 5σ (a wrong probability such as 0.5 is 15σ away).
+            assert abs(_gray_fraction(views[0]) - 0.2) < 0.1, name
     else:  # PIL's ops stay on the uint8 grid: only the recipe's N(0, 0.05²) noise leaves it
         off_grid = ((pil[0] * 255 - (pil[0] * 255).round()).abs() > 1e-3).double()
         assert off_grid.mean() > 0.5

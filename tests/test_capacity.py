@@ -181,6 +181,7 @@ def test_the_instrument_reads_every_view_when_given_and_rejects_bad_shapes():
 
 # --- a run and its report ---------------------------------------------------------------
 
+@pytest.mark.slow  # a training run; `make test` stays near 5 minutes
 def test_a_two_view_run_logs_ppe_and_its_report_shows_the_section(tmp_path, finished_run):
     # VICReg with its two views: PPE is loggable for any method, not only MMCR.
     run = tmp_path / "vicreg"

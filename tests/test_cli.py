@@ -155,6 +155,7 @@ def test_study_methods_writes_a_table(capsys, tmp_path):
     assert "vicreg-seed0" in page and "byol-seed0" in page and "data:image/png;base64," in page
 
 
+@pytest.mark.slow  # a training run; `make test` stays near 5 minutes
 def test_study_table_cells_are_the_runs_test_accuracies(capsys, tmp_path):
     code, _, err = run_cli(capsys, "study", "methods", "--out", str(tmp_path), "--methods",
                            "vicreg", "--seeds", "0", "--steps", "3", "--device", "cpu",

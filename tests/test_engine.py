@@ -80,6 +80,7 @@ def small_run(tmp_path, name, **options):
     return losses(tmp_path / name)
 
 
+@pytest.mark.slow  # a training run; `make test` stays near 5 minutes
 def test_bf16_and_channels_last_runs_train_like_fp32(tmp_path):
     base = small_run(tmp_path, "fp32")
     assert small_run(tmp_path, "cl", channels_last=True) == pytest.approx(base, rel=1e-4)

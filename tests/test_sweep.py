@@ -117,6 +117,7 @@ def test_a_bad_grid_is_one_sentence_exit_2_and_nothing_written(capsys, tmp_path,
     assert not out.exists() and not stdout
 
 
+@pytest.mark.slow  # a training run; `make test` stays near 5 minutes
 def test_a_sweep_trains_every_cell_and_tabulates_them(capsys, tmp_path):
     """Two cells at once through the command line: run directories, CSV, JSON and page."""
     out = tmp_path / "grid"

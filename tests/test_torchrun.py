@@ -127,6 +127,7 @@ def test_resumed_two_process_run_equals_uninterrupted(two_process_runs, tmp_path
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.slow  # another torchrun launch; `make test` stays near 5 minutes
 def test_batch_that_does_not_divide_stops_every_rank(tmp_path):
     result = torchrun("-m", "sslscope", "train", "--backbone", "linear:8", "--steps", 2,
                       "--warmup-steps", 0, "--batch-size", 31, "--run-dir", tmp_path / "r")
