@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from sslscope.bench.timing import busy_cpu_seconds
 from sslscope.views import RECIPES, augment, make_views
 
 # (recipe, C, H, W): CIFAR-sized colour images and 8×8 grayscale digits.
@@ -57,16 +58,6 @@ def seconds_per_call(fn, repeats: int, device: torch.device) -> float:
             torch.cuda.synchronize()  # kernels are asynchronous: time their completion
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes have spent busy since boot, from /proc/stat (Linux only)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -84,8 +84,7 @@ def hand_written_step(cfg: Config, data: ImageData, device: torch.device) -> Ste
     """
     parts = build_parts(cfg, data, device)
     method = parts.method
-    engine = (getattr(cfg, "precision", "fp32") != "fp32" or getattr(cfg, "channels_last", False)
-              or getattr(cfg, "compile", False))
+    engine = cfg.precision != "fp32" or cfg.channels_last or cfg.compile
     if method.predictor or method.target == "ema" or method.cross_modal or engine or \
             cfg.optimizer != "adamw":
         raise ValueError("the hand-written loop covers two-view methods trained with AdamW in "
