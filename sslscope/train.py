@@ -42,6 +42,7 @@ from sslscope.distributed import (
     broadcast_optimizer,
     gather,
     launched,
+    leave_together,
     peer_failed,
     process_group,
     run_on_main,
@@ -253,6 +254,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
             final_row = evaluate(step)
         if interrupted:
             status = {"status": "interrupted", "stopped_at": step}
+            leave_together()  # every rank agreed to stop here (process_group's exit is skipped)
             raise KeyboardInterrupt
         if step < cfg.steps:
             status = {"status": "stopped", "stopped_at": step}
