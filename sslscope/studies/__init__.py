@@ -43,6 +43,7 @@ STUDY_MODULES = (
     "sslscope.studies.methods",
     "sslscope.studies.stepwise",
     "sslscope.studies.clustering",
+    "sslscope.studies.mmcr",
 )
 
 STUDIES: dict[str, Study] = {
