@@ -34,7 +34,7 @@ from sslscope.parts import resolve_device
 from sslscope.runs import environment
 from sslscope.studies import Study
 from sslscope.studies.claims import write_summary
-from sslscope.studies.options import add_common, parse_seeds, positive
+from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
 from sslscope.studies.runner import Job, run_jobs
 from sslscope.supervised import train_classifier
 
@@ -152,9 +152,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="the paper's sample level (500 images × 100 / 20 views), 3,000 "
                         "steps, 16 evaluation points, 5 random targets (slow on a CPU)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="seeds trained at once, each with cores/jobs threads "
-                        "(default: %(default)s)")
+    add_jobs(parser, default=1, what="seeds")
 
 
 def _run(args: argparse.Namespace) -> Path:

@@ -32,7 +32,7 @@ from sslscope.files import atomic_write_text, read_json_object
 from sslscope.losses import METHODS
 from sslscope.runs import RunFiles
 from sslscope.studies import Study
-from sslscope.studies.options import add_common, parse_seeds, positive
+from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
 from sslscope.studies.sweep import run_sweep
 
 # What differs from the base config for a method, and why (printed under the table).
@@ -147,9 +147,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps per run (default: %(default)s)")
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep every run directory, with its report")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained at once, each with cores/jobs threads "
-                        "(default: %(default)s)")
+    add_jobs(parser, default=1)
 
 
 def _run(args: argparse.Namespace) -> Path:

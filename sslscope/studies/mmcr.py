@@ -42,7 +42,7 @@ from sslscope.parts import resolve_device
 from sslscope.runs import environment
 from sslscope.studies import Study
 from sslscope.studies.claims import write_summary
-from sslscope.studies.options import add_common, parse_seeds, positive
+from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
 from sslscope.studies.sweep import run_sweep
 
 PROJECTOR_HIDDEN = 512  # z = Linear(512) → BN → ReLU → Linear(D): D is the grid's axis
@@ -204,9 +204,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="the full grid: P, D in {16..512} x K in {2,4,8}, 1,000 steps "
                         "(hours on a CPU)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="runs trained at once, each with cores/jobs threads "
-                        "(default: %(default)s)")
+    add_jobs(parser, default=2)
 
 
 def _run(args: argparse.Namespace) -> Path:

@@ -16,6 +16,13 @@ def add_common(parser: argparse.ArgumentParser, *, out: str, seeds: str = "0,1,2
                         help="cpu, cuda or auto (default: %(default)s)")
 
 
+def add_jobs(parser: argparse.ArgumentParser, *, default: int, what: str = "runs") -> None:
+    """Add ``--jobs``: how many of the study's ``what`` train at once (cores / jobs threads)."""
+    parser.add_argument("--jobs", type=int, default=default,
+                        help=f"{what} trained at once, each with cores/jobs threads "
+                        "(default: %(default)s)")
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` → [0, 1, 2]; anything else is a one-sentence UserError."""
     try:

@@ -36,7 +36,7 @@ from sslscope.parts import resolve_device
 from sslscope.runs import environment
 from sslscope.studies import Study
 from sslscope.studies.claims import write_summary
-from sslscope.studies.options import add_common, parse_seeds, positive
+from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
 from sslscope.studies.runner import Job, run_jobs
 
 CNN_METHODS = ("barlow_twins_linear", "vicreg", "nt_xent", "byol")
@@ -141,9 +141,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="the full-size version: d = 10 for the linear model, 3,000 CNN "
                         "steps, denser instruments (about 40 min on 2 CPU cores)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="runs trained at once, each with cores/jobs threads "
-                        "(default: %(default)s)")
+    add_jobs(parser, default=2)
     parser.add_argument("--precondition", type=float, default=PRECONDITION,
                         help="ε of the speed-up runs (default: %(default)s)")
 
