@@ -89,7 +89,9 @@ class Config:
         "fp32", "fp32, or bf16: the networks under bfloat16 autocast, the losses in float32"
     )
     channels_last: bool = _opt(False, "images and convolution weights in channels-last layout")
-    compile: bool = _opt(False, "torch.compile the step's forward (a C++ compiler on CPU)")
+    compile: bool = _opt(
+        False, "torch.compile the step's forward and the views' colour jitter (a C++ compiler "
+        "on CPU)")
     # Evaluation.
     eval_points: int = _opt(
         8, "about this many probe evaluations during training, log-spaced, step 0 and the last "

@@ -302,7 +302,8 @@ def view_drawer(cfg: Config, images: Tensor, n_views: int, device: torch.device,
 
     def draw(step: int, index: Tensor) -> list[Tensor]:
         rng.manual_seed(cfg.seed * 2**32 + step)
-        return make_views(images[index], cfg.augment, n_views, rng, (world.rank, world.size))
+        return make_views(images[index], cfg.augment, n_views, rng, (world.rank, world.size),
+                          compiled=cfg.compile)
 
     return draw
 

@@ -161,6 +161,7 @@ def test_without_kornia_the_row_says_so(tmp_path, monkeypatch):
     assert [r["kornia (images/s)"] for r in rows] == ["kornia not installed"] * 2
     assert all(r["ours / kornia"] == "kornia not installed" for r in rows)
     assert all(r["ours / per-sample"] > 0 for r in rows)
+    assert [r["compiled / kornia"] for r in rows] == ["not measured with --quick"] * 2
 
 
 def test_per_sample_loader_batches():

@@ -2,7 +2,8 @@
 
 Targets asserted: bf16 hands the loss float32 embeddings within bfloat16's rounding of the fp32
 ones (8 mantissa bits: relative error ~ 2⁻⁸ per op); channels-last computes the same numbers as
-the default layout (1e-5); a compiled step trains the same losses as the eager one (1e-4);
+the default layout (1e-5); a compiled step trains the same losses as the eager one (1e-4), and
+the compiled colour jitter makes the eager views (1e-5);
 ``predictor_hidden=0`` is one Linear layer (DirectPred's linear predictor).
 """
 
@@ -93,3 +94,17 @@ def test_compiled_step_trains_the_eager_losses(tmp_path):
     compiled = small_run(tmp_path, "compiled", backbone="linear:32", projector_dims=(16,),
                          compile=True)
     assert compiled == pytest.approx(base, rel=1e-4)
+
+
+@pytest.mark.slow  # Inductor compiles the jitter's C++ kernels: about 20 s on 2 cores
+def test_compiled_colour_jitter_makes_the_eager_views():
+    from sslscope.views import make_views
+
+    x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(0))
+    eager = make_views(x, "simclr", 2, torch.Generator().manual_seed(1))
+    compiled = make_views(x, "simclr", 2, torch.Generator().manual_seed(1), compiled=True)
+    for a, b in zip(eager, compiled, strict=True):  # fused float ops: rounding only
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    assert any((a != b).any() for a, b in zip(eager, make_views(
+        x, "simclr", 2, torch.Generator().manual_seed(2), compiled=True), strict=True))

@@ -3,7 +3,9 @@
 Compared, for the SimCLR CIFAR protocol (recipe "simclr", 3×32×32) and the digits protocol
 (recipe "digits", 1×8×8), making V = 2 views of a batch of N images:
 
-- ours: :func:`sslscope.views.make_views` on the uint8 batch (what the training loop calls);
+- ours: :func:`sslscope.views.make_views` on the uint8 batch (what the training loop calls),
+  eager and, where Inductor can build kernels here, with the colour jitter compiled (what
+  ``--compile`` trains with);
 - kornia: ``kornia.augmentation`` with the same ops and strengths (RandomResizedCrop,
   RandomHorizontalFlip, ColorJitter with p = 0.8, RandomGrayscale p = 0.2; for digits the
   crop, a rotation, brightness/contrast jitter and Gaussian noise, clamped), the batched GPU
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 from sslscope.bench.pil_pipeline import per_sample_loader
 from sslscope.bench.table import Column, Section, Table
 from sslscope.bench.timing import Settings, interleaved, median, median_ratio
+from sslscope.engine import compile_unsupported
 from sslscope.views import RECIPES, Augment, kernel_size, make_views
 
 CASES = (("simclr", (3, 32, 32)), ("digits", (1, 8, 8)))
@@ -88,12 +91,20 @@ def run(settings: Settings) -> Section:
          Column("kornia (images/s)", "{:,.0f}"),
          Column("per-sample DataLoader (images/s)", "{:,.0f}"),
          Column("ours / kornia", "{:.1f}×", ratio=True),
-         Column("ours / per-sample", "{:.1f}×", ratio=True)],
+         Column("ours / per-sample", "{:.1f}×", ratio=True),
+         Column("ours compiled (images/s)", "{:,.0f}"),
+         Column("compiled / kornia", "{:.1f}×", ratio=True)],
     )
+    # --quick is a smoke test: seconds of Inductor compilation would be most of it.
+    no_compile = ("not measured with --quick" if settings.quick
+                  else compile_unsupported(torch.device("cpu")))
     for recipe, shape in CASES:
         g = torch.Generator().manual_seed(0)
         x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
         calls = {"ours": lambda x=x, recipe=recipe, g=g: make_views(x, recipe, N_VIEWS, g)}
+        if no_compile is None:  # compiled in the warm-up round, which is not timed
+            calls["compiled"] = lambda x=x, recipe=recipe, g=g: make_views(
+                x, recipe, N_VIEWS, g, compiled=True)
         pipes = [kornia_pipeline(a, shape) for a in RECIPES[recipe]]
         if all(p is not None for p in pipes):
             calls["kornia"] = lambda x=x, pipes=pipes: kornia_views(pipes, x, N_VIEWS)
@@ -105,8 +116,9 @@ def run(settings: Settings) -> Section:
         # Throughput ratio = baseline seconds per image / ours; the loader's pass is `batches`.
         per_image = {"ours": [t / n for t in times["ours"]],
                      "per-sample": [t / (n * batches) for t in times["per-sample"]]}
-        if "kornia" in times:
-            per_image["kornia"] = [t / n for t in times["kornia"]]
+        for name in ("kornia", "compiled"):
+            if name in times:
+                per_image[name] = [t / n for t in times[name]]
         speed = {k: 1 / median(v) for k, v in per_image.items()}
         table.add(
             f"`{recipe}`", "×".join(map(str, shape)), speed["ours"],
@@ -114,6 +126,10 @@ def run(settings: Settings) -> Section:
             (median_ratio(per_image["kornia"], per_image["ours"]) if "kornia" in per_image
              else NOT_INSTALLED),
             median_ratio(per_image["per-sample"], per_image["ours"]),
+            speed.get("compiled", no_compile),
+            (median_ratio(per_image["kornia"], per_image["compiled"])
+             if "kornia" in per_image and "compiled" in per_image
+             else no_compile or NOT_INSTALLED),
         )
         del loader  # stop its workers before the next case
     return Section(
@@ -129,5 +145,8 @@ def run(settings: Settings) -> Section:
         [table],
         notes=["Jitter order: kornia's ColorJitter draws a random order of the four ops per "
                "call (per batch), the per-sample pipeline per image as torchvision does; ours "
-               "applies them in a fixed order (one pass over the batch)."],
+               "applies them in a fixed order (one pass over the batch).",
+               "Compiled: `make_views(..., compiled=True)`, the colour jitter through "
+               "torch.compile (Inductor's fused C++ loops; the geometry, grayscale, blur and "
+               "noise stay eager); kornia is timed eager, as its users run it."],
     )
