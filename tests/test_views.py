@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sslscope.colour import hsv_to_rgb, rgb_to_hsv
 from sslscope.views import (
     RECIPES,
     Augment,
@@ -18,10 +19,8 @@ from sslscope.views import (
     augment,
     gaussian_blur,
     gaussian_kernels,
-    hsv_to_rgb,
     kernel_size,
     make_views,
-    rgb_to_hsv,
 )
 
 # Everything off: geometry identity on square images, no photometric op.
