@@ -24,7 +24,7 @@ from sslscope.instruments.recorder import (
     instrument_views,
     instruments,
 )
-from sslscope.instruments.spectrum import cross_correlation_eigenvalues
+from sslscope.instruments.spectrum import cross_correlation_eigenvalues, rankme
 from sslscope.instruments.steps import emergence_steps, staircase_steps
 from sslscope.losses.mmcr import mmcr_multimodal_loss
 from sslscope.observe import Snapshot
@@ -230,3 +230,17 @@ def test_capacity_of_a_cross_modal_run_is_over_its_two_modalities(tmp_path):
     assert scalars["inst/z/ppe"] == pytest.approx(centroid_capacity(z)[0]["ppe"], rel=1e-6)
     assert -scalars["inst/z/centroid_nuclear"] == pytest.approx(float(loss), rel=1e-5)
     assert arrays["capacity"]["h/shape"][0].tolist() == [80, pair.all_views["h"].shape[2]]
+
+
+@pytest.mark.parametrize("n, d", [(400, 32), (10, 32)])  # D ≤ 2N: one shared Gram; 2N < D
+def test_spectrum_instrument_shares_the_gram_and_matches_the_definitions(n, d):
+    # Features far from the origin (ReLU-like, mean 50 ≫ spread) are where centring through
+    # xᵀx − N x̄x̄ᵀ cancels most; float64 keeps it at ~ε·|x̄|²/λ of the smallest eigenvalue.
+    g = torch.Generator().manual_seed(2)
+    h = 50 + torch.randn(n, d, generator=g) * torch.linspace(0.1, 3, d)
+    pair = ViewPair(h_a=h[: n // 2], h_b=h[n // 2:], z_a=h[: n // 2], z_b=h[n // 2:])
+    measured = INSTRUMENTS["spectrum"](pair)
+    reference = torch.linalg.eigvalsh(torch.cov(h.double().T)).flip(0)
+    torch.testing.assert_close(measured.arrays["h/cov"], reference, rtol=0,
+                               atol=1e-9 * float(reference[0]))
+    assert measured.scalars["h/rankme"] == pytest.approx(rankme(h), rel=1e-9)

@@ -56,10 +56,12 @@ def uniformity(z: Tensor, *, t: float = 2.0) -> float:
     x = F.normalize(z.double(), dim=1)
     n = x.shape[0]
     # On the unit sphere ‖a − b‖² = 2 − 2 aᵀb: one matrix product instead of pdist, which is
-    # several times slower for the instrument batch (1,024 points).
-    i, j = torch.triu_indices(n, n, offset=1, device=x.device)
-    sq = (2 - 2 * (x @ x.T)[i, j]).clamp_min(0)  # (N(N−1)/2,)
-    return float(torch.logsumexp(-t * sq, dim=0) - math.log(sq.numel()))  # log-mean-exp
+    # several times slower for the instrument batch (1,024 points). The pairs i < j are half
+    # of the off-diagonal entries of the symmetric matrix, so the mean over them is the mean
+    # over i ≠ j: no gather of N(N−1)/2 entries (a third of this function's time).
+    energy = -t * (2 - 2 * (x @ x.T)).clamp_min(0)  # (N, N)
+    energy.fill_diagonal_(-math.inf)  # i = j is not a pair
+    return float(torch.logsumexp(energy.flatten(), dim=0) - math.log(n * (n - 1)))
 
 
 def normalized_std(z: Tensor) -> float:

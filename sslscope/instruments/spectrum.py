@@ -95,7 +95,7 @@ def effective_rank(eigvals: Tensor) -> float:
     return float(torch.exp(entropy))
 
 
-def rankme(x: Tensor, *, eps: float = RANKME_EPS) -> float:
+def rankme(x: Tensor, *, eps: float = RANKME_EPS, gram: Tensor | None = None) -> float:
     r"""RankMe: the exponential of the entropy of the L1-normalised singular values of `x`.
 
         p_k = σ_k(x) / ‖σ(x)‖₁ + ε,    RankMe = exp(−Σ_{k ≤ min(N, D)} p_k log p_k)
@@ -111,6 +111,8 @@ def rankme(x: Tensor, *, eps: float = RANKME_EPS) -> float:
         eps: ε, added after normalisation and not renormalised, exactly as in the paper's
             formula; 1e-7 is the value of the authors' code. It keeps log finite for zero
             singular values.
+        gram: ``xᵀx`` (or ``x xᵀ`` when N < D) in float64, if the caller has it already
+            (see :func:`singular_values`).
 
     Returns:
         A float in about [1, min(N, D)]; NaN for an all-zero `x`.
@@ -122,12 +124,12 @@ def rankme(x: Tensor, *, eps: float = RANKME_EPS) -> float:
     """
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"x must have shape (N, D) with N, D >= 1, got {tuple(x.shape)}")
-    s = singular_values(x)  # (min(N, D),)
+    s = singular_values(x, gram=gram)  # (min(N, D),)
     p = s / s.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def singular_values(x: Tensor) -> Tensor:
+def singular_values(x: Tensor, *, gram: Tensor | None = None) -> Tensor:
     r"""Singular values of `x` (..., N, D) in float64, from the eigenvalues of its smaller Gram.
 
         σ_k(x) = √λ_k(xᵀx)  (D ≤ N)   or   √λ_k(x xᵀ)  (N < D),   batched over leading dims
@@ -141,11 +143,17 @@ def singular_values(x: Tensor) -> Tensor:
     √(max(N, D) · ε₆₄) · σ_max (3e-7 σ_max at D = 512) read as 0, which moves RankMe by about
     its own ε = 1e-7 of the normalised values and a PPE by at most ~1e-7·√min(N, D).
 
+    Args:
+        x: (..., N, D), any float dtype; cast to float64 inside.
+        gram: the smaller Gram matrix of x in float64, (..., min(N, D), min(N, D)), if the
+            caller has computed it already; otherwise computed here.
+
     Returns:
         Shape (..., min(N, D)), float64, on `x`'s device, descending.
     """
-    x = x.to(torch.float64)
-    gram = x.mT @ x if x.shape[-1] <= x.shape[-2] else x @ x.mT  # (..., min, min)
+    if gram is None:
+        x = x.to(torch.float64)
+        gram = x.mT @ x if x.shape[-1] <= x.shape[-2] else x @ x.mT  # (..., min, min)
     lam = torch.linalg.eigvalsh(gram).flip(-1)  # descending
     tolerance = max(x.shape[-2:]) * torch.finfo(torch.float64).eps * lam[..., :1].clamp_min(0)
     return torch.where(lam > tolerance, lam, 0.0).sqrt()
