@@ -70,6 +70,37 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
+def shift_hue(rgb: Tensor, shift: Tensor) -> Tensor:
+    r"""``hsv_to_rgb(rgb_to_hsv(rgb))`` with H ← (H + shift) mod 1, without building HSV.
+
+    V = max, and V·S = max − min = Δ, so the round trip collapses to, for n = (5, 3, 1) → RGB,
+
+        k = (n + 6H₀ + 6·shift) mod 6,   channel = max − Δ · clamp(min(k, 4 − k), 0, 1)
+
+    with 6H₀ ∈ [−1, 5] the sector coordinate of :func:`rgb_to_hsv` before its own mod 1 (the
+    mod 6 absorbs it). One mod instead of three, no S and no division by V: fewer passes in
+    eager mode and a shorter fused loop when compiled. Equal to the round trip up to float
+    rounding (tested against it and against ``colorsys``).
+
+    Args:
+        rgb: (N, 3, H, W) in [0, 1].
+        shift: (N, 1, 1, 1) (or broadcastable), the hue shift in turns.
+
+    Returns:
+        (N, 3, H, W) RGB.
+    """
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]  # each (N, 1, H, W)
+    maxc, minc = rgb.amax(dim=1, keepdim=True), rgb.amin(dim=1, keepdim=True)
+    delta = maxc - minc
+    d = torch.where(delta > 0, delta, 1.0)  # grey pixels: any k gives max − 0 = the grey
+    # Sector by the maximum channel; ties resolve R, then G, as rgb_to_hsv (colorsys) does.
+    h6 = torch.where(maxc == r, (g - b) / d,
+                     torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    n = 5.0 - 2.0 * torch.arange(3, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    k = torch.remainder(n + (h6 + 6.0 * shift), 6.0)  # (N, 3, H, W)
+    return maxc - delta * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+
+
 def colour_jitter(x: Tensor, brightness: Tensor | None, contrast: Tensor | None,
                   saturation: Tensor | None, hue: Tensor | None, chosen: Tensor) -> Tensor:
     """The four jitter ops of :func:`augment`, in its order, kept where ``chosen``.
@@ -98,9 +129,7 @@ def colour_jitter(x: Tensor, brightness: Tensor | None, contrast: Tensor | None,
     if saturation is not None:
         y = (saturation * y + (1 - saturation) * gray(y)).clamp(0, 1)
     if hue is not None:
-        hsv = rgb_to_hsv(y)
-        shifted = torch.remainder(hsv[:, :1] + hue, 1.0)
-        y = hsv_to_rgb(torch.cat([shifted, hsv[:, 1:]], dim=1))
+        y = shift_hue(y, hue)
     return torch.where(chosen, y, x)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslscope.colour import hsv_to_rgb, rgb_to_hsv
+from sslscope.colour import hsv_to_rgb, rgb_to_hsv, shift_hue
 from sslscope.views import (
     RECIPES,
     Augment,
@@ -162,6 +162,25 @@ def test_hsv_matches_colorsys_both_ways():
     )
     x32 = rgb.float()
     torch.testing.assert_close(hsv_to_rgb(rgb_to_hsv(x32)), x32, atol=1e-5, rtol=0)
+
+
+def test_shift_hue_equals_the_hsv_round_trip_and_colorsys():
+    rgb = torch.rand(6, 3, 20, 20, generator=gen(6), dtype=torch.float64)
+    rgb[0] = rgb[0, :1]  # grey pixels: unchanged by any shift
+    rgb[1] = rgb[1].round()  # saturated corners and black/white
+    rgb[2, 1] = rgb[2, 0]  # R = G ties
+    shift = torch.tensor([0.5, -0.5, 0.1, -0.1, 0.37, 0.0], dtype=torch.float64).view(6, 1, 1, 1)
+    hsv = rgb_to_hsv(rgb)
+    round_trip = hsv_to_rgb(torch.cat([torch.remainder(hsv[:, :1] + shift, 1.0), hsv[:, 1:]], 1))
+    torch.testing.assert_close(shift_hue(rgb, shift), round_trip, atol=1e-12, rtol=0)
+    torch.testing.assert_close(shift_hue(rgb[:1], shift[:1]), rgb[:1], atol=1e-12, rtol=0)
+    pixels = rgb[4].reshape(3, -1).T.tolist()  # one image against colorsys, by hand
+    ref = []
+    for p in pixels:
+        h, s_, v = colorsys.rgb_to_hsv(*p)
+        ref.append(colorsys.hsv_to_rgb((h + 0.37) % 1.0, s_, v))
+    got = shift_hue(rgb[4:5], shift[4:5])[0].reshape(3, -1).T
+    torch.testing.assert_close(got, torch.tensor(ref, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
 def test_hue_shift_rotates_hue_only():
