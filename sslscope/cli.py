@@ -7,8 +7,6 @@ help text is the field's own documentation and cannot drift from the code.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
 import functools
 import json
 import shutil
@@ -17,16 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sslscope import config as config_lib
+from sslscope.cli_options import add_config_options, command_line_loss_kwargs, given_options
 from sslscope.errors import PeerLost, TrainingDiverged, UserError
 from sslscope.runs import RunFiles
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_PEER_LOST = 2, 3, 130, 1
 # A fixed width keeps `--help` identical everywhere, so the README's copy can be checked.
 _FORMATTER = functools.partial(argparse.RawDescriptionHelpFormatter, width=100)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _methods_epilog(examples: bool = True) -> str:
@@ -70,7 +65,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--stop-at", type=int, metavar="STEP",
                      help="stop with a checkpoint after STEP steps; finish later with --resume")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _add_config_options(p)
+    add_config_options(p)
 
 
 def _add_config_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -79,35 +74,6 @@ def _add_config_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     src.add_argument("--preset", help="start from a named preset (listed below); default: demo")
     src.add_argument("--config", metavar="FILE", help="start from a saved config.json")
     return src
-
-
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per config field, and ``--loss KEY=VALUE`` (train, sweep)."""
-    opts = p.add_argument_group("config options (defaults shown are the base config's)")
-    base = config_lib.Config()
-    for f in dataclasses.fields(config_lib.Config):
-        if f.name == "loss_kwargs":
-            opts.add_argument("--loss", action="append", metavar="KEY=VALUE", dest="loss_kwargs",
-                              help="override a keyword argument of the loss, e.g. "
-                              "--loss inv_weight=10 (repeatable)")
-            continue
-        default = getattr(base, f.name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        opts.add_argument(_flag(f.name), dest=f.name, metavar=f.name.split("_")[-1].upper(),
-                          help=f"{f.metadata['help']} (default: {shown})")
-
-
-def _parse_loss_kwargs(items: Sequence[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--loss expects KEY=VALUE, got '{item}'")
-        try:
-            out[key.strip()] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = raw.strip()
-    return out
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -122,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = _require_run(args.resume).load_config()
     else:
         cfg = _starting_config(args)
-    overrides = _given_options(args, cfg)
+    overrides = given_options(args, cfg)
     if args.resume and overrides:
         raise UserError("a resumed run keeps its config; start a new run to change options")
     cfg = config_lib.validate(config_lib.replace(cfg, **overrides))
@@ -150,15 +116,6 @@ def _starting_config(args: argparse.Namespace) -> config_lib.Config:
     if name not in PRESETS:
         raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]()
-
-
-def _given_options(args: argparse.Namespace, cfg: config_lib.Config) -> dict:
-    """The config options given on the command line; ``--loss`` ones merged into cfg's."""
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_lib.Config)
-                 if f.name != "loss_kwargs" and getattr(args, f.name) is not None}
-    if args.loss_kwargs:
-        overrides["loss_kwargs"] = {**cfg.loss_kwargs, **_parse_loss_kwargs(args.loss_kwargs)}
-    return overrides
 
 
 def _require_run(path: str) -> RunFiles:
@@ -255,8 +212,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from sslscope.studies.sweep import parse_grid, results_table, run_sweep
 
     cfg = _starting_config(args)
-    given = _given_options(args, cfg)  # set by plain options: no axis may set them again
-    loss_keys = [f"loss.{key}" for key in _parse_loss_kwargs(args.loss_kwargs or [])]
+    given = given_options(args, cfg)  # set by plain options: no axis may set them again
+    loss_keys = [f"loss.{key}" for key in command_line_loss_kwargs(args)]
     axes = parse_grid(args.grid or [], given=[*given, *loss_keys])
     if args.seeds and "seed" in given:
         raise UserError("--seed and --seeds both set the seed; drop one")
@@ -284,7 +241,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     grid.add_argument("--jobs", type=int, default=1, metavar="N",
                       help="cells trained at once, cores/N threads each (default: %(default)s)")
     _add_config_source(p)
-    _add_config_options(p)
+    add_config_options(p)
 
 
 def _bench(args: argparse.Namespace) -> int:

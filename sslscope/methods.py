@@ -140,6 +140,12 @@ class Method:
             augmented view, split into two modalities (:func:`sslscope.models.split_modalities`).
         projector_last_bn: the projector ends in BatchNorm1d(affine=False) with no bias before
             it (SimSiam: facebookresearch/simsiam, simsiam/builder.py, "output layer").
+        validate_options: checks the complete keyword arguments and returns one sentence on
+            what is wrong with them (a combination the loss cannot compute), or None; run by
+            :meth:`resolve`, so a bad value stops the run before it starts.
+        flags: command-line flags of its own, flag → keyword argument (``{"--debias":
+            "debias"}``): the same as ``--loss debias=...``, listed in ``sslscope train
+            --help``.
     """
 
     name: str
@@ -155,6 +161,8 @@ class Method:
     ema_schedule: str = "cosine"
     cross_modal: bool = False
     projector_last_bn: bool = False
+    validate_options: Callable[[Mapping[str, Any]], str | None] | None = None
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def arguments(self) -> tuple[Arg, ...]:
@@ -201,6 +209,9 @@ class Method:
                     f"loss option '{key}' must be a {type(default).__name__}, got {value!r}"
                 )
             kwargs[key] = value
+        problem = self.validate_options(kwargs) if self.validate_options else None
+        if problem:
+            raise UserError(f"--method {self.name}: {problem}")
         return kwargs
 
     def objective(
