@@ -53,6 +53,7 @@ FAMILIES = (
     "sslscope.losses.mmcr",
     "sslscope.losses.byol",
     "sslscope.losses.clip",
+    "sslscope.losses.icon",
 )
 
 METHODS: dict[str, Method] = {}
