@@ -89,7 +89,7 @@ def test_time_to_reach_inverts_the_plain_logistic_and_reduces_at_the_start():
 @pytest.mark.parametrize("name", list(METHODS))
 def test_applies_exactly_to_the_two_view_methods_that_read_both_zs(name):
     expected = name in {"vicreg", "nt_xent", "barlow_twins", "barlow_twins_linear", "tico",
-                        "vicreg_tico"}
+                        "vicreg_tico", "icon"}
     assert applies_to(METHODS[name], 2) is expected
     cfg = config_lib.replace(config_lib.Config(), method=name, precondition=0.1,
                              n_views=METHODS[name].views or 2)
