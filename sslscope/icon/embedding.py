@@ -46,7 +46,7 @@ def pca_init(x: Tensor, dims: int) -> Tensor:
 
 
 def log_kernel(y: Tensor, q: str) -> Tensor:
-    """log q(j|i) of the map ``y`` (N, dims): t-SNE's Student-t (ν = 1) or SNE's exp(−d²)."""
+    """The map's log-kernel log q(j|i), ``y`` (N, dims): Student-t (ν = 1) or SNE's exp(−d²)."""
     if q == "student_t":
         return student_t(y, dof=1.0)
     return gaussian_distance(y, sigma=1 / math.sqrt(2))  # exp(−‖y_i − y_j‖²), Thm 1
