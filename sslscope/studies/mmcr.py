@@ -43,7 +43,7 @@ from sslscope.runs import environment
 from sslscope.studies import Study
 from sslscope.studies.claims import write_summary
 from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
-from sslscope.studies.sweep import run_sweep
+from sslscope.studies.sweep import plan, run_sweep
 
 PROJECTOR_HIDDEN = 512  # z = Linear(512) → BN → ReLU → Linear(D): D is the grid's axis
 # The multimodal pair gets the heads of `sslscope study methods` (multimodal MMCR needs P > D
@@ -176,9 +176,7 @@ def run_study(out_dir: str | Path, *, full: bool = False, seeds: list[int] | Non
             return {"instrument_batch": cell.get("batch_size", grids.ablation_batch)}
         return overrides
 
-    # Every cell of every grid validates before the first run starts (sweep.plan).
-    from sslscope.studies.sweep import plan
-
+    # Every cell of every grid validates before the first run starts.
     for grid, (base, axes, name, _) in plans.items():
         plan(base, axes, seeds=seeds, extra=extra(grid), name=name)
     rows: dict[str, list[dict[str, Any]]] = {}
