@@ -281,7 +281,9 @@ def validate(cfg: Config) -> Config:
         (cfg.lars_eta > 0, f"lars_eta must be positive, got {cfg.lars_eta}"),
         (cfg.batch_size >= 2, f"batch_size must be at least 2, got {cfg.batch_size}"),
         (cfg.steps >= 1, f"steps must be at least 1, got {cfg.steps}"),
-        (0 <= cfg.warmup_steps <= cfg.steps, "warmup_steps must be between 0 and steps"),
+        (0 <= cfg.warmup_steps <= cfg.steps,
+         f"warmup_steps ({cfg.warmup_steps}) must be between 0 and steps ({cfg.steps}); pass "
+         f"--warmup-steps {max(cfg.steps // 10, 0)} (a tenth of the steps) or fewer"),
         (0 <= cfg.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1]"),
         (cfg.n_views >= 2, f"n_views must be at least 2, got {cfg.n_views}"),
         (cfg.predictor_hidden >= 0, "predictor_hidden must be ≥ 0 (0: a linear predictor)"),

@@ -47,7 +47,8 @@ def test_unknown_option():
 @pytest.mark.parametrize("overrides,message", [
     ({"lr": 0.0}, "learning rate must be positive"),
     ({"batch_size": 1}, "batch_size must be at least 2"),
-    ({"warmup_steps": 10, "steps": 5}, "warmup_steps"),
+    ({"warmup_steps": 100, "steps": 20}, r"warmup_steps \(100\) must be between 0 and steps "
+     r"\(20\); pass --warmup-steps 2 \(a tenth of the steps\) or fewer"),
     ({"method": "byol2"}, "unknown method"),
     ({"dataset": "imagenet"}, "unknown dataset"),
     ({"augment": "strong"}, "unknown augment recipe"),
