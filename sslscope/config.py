@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sslscope.data.download import DEFAULT_DATA_DIR
-from sslscope.errors import UserError
+from sslscope.errors import UserError, shown
 from sslscope.evaluate.neighbours import knn_classify
 
 
@@ -256,7 +256,8 @@ def validate(cfg: Config) -> Config:
 
     def choose(name: str, value: str, options: Any) -> None:
         if value not in options:
-            raise UserError(f"unknown {name} '{value}'; choose one of: {', '.join(options)}")
+            raise UserError(f"unknown {name} '{shown(value)}'; choose one of: "
+                            f"{', '.join(options)}")
 
     choose("method", cfg.method, METHODS)
     check_backbone(cfg.backbone)  # the name and its arguments, e.g. res_lh:10,250
@@ -281,6 +282,9 @@ def validate(cfg: Config) -> Config:
         (cfg.lars_eta > 0, f"lars_eta must be positive, got {cfg.lars_eta}"),
         (cfg.batch_size >= 2, f"batch_size must be at least 2, got {cfg.batch_size}"),
         (cfg.steps >= 1, f"steps must be at least 1, got {cfg.steps}"),
+        # (seed, step) seeds a torch generator as seed·2³² + step and scikit-learn takes seeds
+        # below 2³²: both fit only this range.
+        (0 <= cfg.seed < 2**32, f"seed must be in [0, 2**32 − 1], got {cfg.seed}"),
         (0 <= cfg.warmup_steps <= cfg.steps,
          f"warmup_steps ({cfg.warmup_steps}) must be between 0 and steps ({cfg.steps}); pass "
          f"--warmup-steps {max(cfg.steps // 10, 0)} (a tenth of the steps) or fewer"),

@@ -19,3 +19,12 @@ class PeerLost(Exception):
 
     The other rank's own error is the cause; this one only says why this rank stops too.
     """
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` as text for an error sentence, cut to ``limit`` characters with its length.
+
+    A 100,000-character option value would otherwise be echoed whole into the message.
+    """
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:40]}… ({len(text):,} characters)"

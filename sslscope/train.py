@@ -131,6 +131,8 @@ def train(
             checkpoint (or, on a second Ctrl-C, mid-step with the last checkpoint kept).
     """
     config_lib.validate(cfg)
+    if stop_at is not None and stop_at < 1:
+        raise UserError(f"--stop-at must be a step of at least 1, got {stop_at}")
     world = launched()
     device = resolve_device(cfg.device)
     if device.type == "cuda" and world.size > 1:  # one GPU per process, by its local rank

@@ -51,6 +51,13 @@ def assert_one_sentence(err, *fragments):
      ["sample_images 5000 exceeds the 1347 training images"]),
     (["train", "--method", "clip", "--levels", "class"], ["one encoder per modality"]),
     (["train", "--mine-seeds", "-2"], ["mine_seeds must be ≥ 0"]),
+    # Found by trying it as a user (issue 13's list).
+    (["train", "--steps", "20"], ["warmup_steps (100) must be between 0 and steps (20)",
+                                  "--warmup-steps 2"]),
+    (["train", "--seed", "-1"], ["seed must be in [0, 2**32 − 1], got -1"]),
+    (["train", "--stop-at", "-1"], ["--stop-at must be a step of at least 1, got -1"]),
+    (["train", "--method", "x" * 100_000], ["unknown method '" + "x" * 40 + "… (100,000 "
+                                            "characters)'"]),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, fragments):
     code, _, err = run_cli(capsys, *argv)

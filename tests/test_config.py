@@ -46,6 +46,8 @@ def test_unknown_option():
 
 @pytest.mark.parametrize("overrides,message", [
     ({"lr": 0.0}, "learning rate must be positive"),
+    ({"seed": -1}, r"seed must be in \[0, 2\*\*32 − 1\], got -1"),
+    ({"seed": 2**70}, r"seed must be in \[0, 2\*\*32 − 1\], got 1180591620717411303424"),
     ({"batch_size": 1}, "batch_size must be at least 2"),
     ({"warmup_steps": 100, "steps": 20}, r"warmup_steps \(100\) must be between 0 and steps "
      r"\(20\); pass --warmup-steps 2 \(a tenth of the steps\) or fewer"),

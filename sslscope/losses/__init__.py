@@ -21,7 +21,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sslscope.errors import UserError
+from sslscope.errors import UserError, shown
 from sslscope.losses._terms import (
     center,
     check_pair,
@@ -82,7 +82,7 @@ for _family in FAMILIES:
 def get_method(name: str) -> Method:
     """The registered method ``name``; an unknown name is a UserError listing the choices."""
     if name not in METHODS:
-        raise UserError(f"unknown method '{name}'; choose one of: {', '.join(METHODS)}")
+        raise UserError(f"unknown method '{shown(name)}'; choose one of: {', '.join(METHODS)}")
     return METHODS[name]
 
 
