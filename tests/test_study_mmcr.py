@@ -16,6 +16,7 @@ import pytest
 
 import sslscope.studies.mmcr as mmcr
 from sslscope.cli import main
+from sslscope.studies.claims import significantly
 from sslscope.studies.mmcr_claims import (
     CapacityCell,
     Results,
@@ -23,7 +24,6 @@ from sslscope.studies.mmcr_claims import (
     diagonal_peaks,
     fit_power_law,
     log_log_slope,
-    significantly,
 )
 from sslscope.theory.capacity import ppe_surface
 

@@ -44,6 +44,7 @@ STUDY_MODULES = (
     "sslscope.studies.stepwise",
     "sslscope.studies.clustering",
     "sslscope.studies.mmcr",
+    "sslscope.studies.tico",
 )
 
 STUDIES: dict[str, Study] = {

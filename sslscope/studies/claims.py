@@ -10,6 +10,7 @@ is worth more than a tuned agreement, so the verdict is computed from the number
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from html import escape
@@ -19,6 +20,7 @@ from typing import Any
 from sslscope.files import atomic_write_json, atomic_write_text
 
 VERDICTS = ("agrees", "differs", "inconclusive")
+Z_SIGNIFICANT = 2.0  # an accuracy difference counts when it is this many standard errors
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,19 @@ class Claim:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def significantly(a: float, b: float, n: int) -> bool | None:
+    """Whether accuracy ``a`` beats ``b`` (True), loses to it (False) or ties (None).
+
+    Each is a proportion of ``n`` test cases; the difference counts when it reaches
+    :data:`Z_SIGNIFICANT` standard errors, √(a(1 − a)/n + b(1 − b)/n) (two independent
+    binomial proportions). One seed's difference on the 450 test digits needs about 1.5 points
+    at 95 % accuracy and 2.5 points at 10 %.
+    """
+    se = math.sqrt(max(a * (1 - a) + b * (1 - b), 1e-12) / n)
+    z = (a - b) / se
+    return True if z >= Z_SIGNIFICANT else (False if z <= -Z_SIGNIFICANT else None)
 
 
 def verdict(ok: bool | None) -> str:

@@ -20,13 +20,12 @@ from scipy.optimize import curve_fit
 from sslscope.data import load_dataset
 from sslscope.files import read_jsonl
 from sslscope.runs import RunFiles
-from sslscope.studies.claims import Claim, verdict_over
+from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly, verdict_over
 from sslscope.theory.capacity import SQUARE_RANDOM_PPE, ppe_surface, random_centroid_ppe
 
 PPE_KEY = "inst/z/ppe"
 SEED_SOURCE = "seed 001; Schaeffer et al. 2024, arXiv:2406.09366"
 FIT_R2 = 0.95  # a power law "fits" a cell when it explains this much of the PPE's variance
-Z_SIGNIFICANT = 2.0  # an accuracy difference counts when it is this many standard errors
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,6 @@ def fit_power_law(compute: Sequence[float], ppe: Sequence[float]) -> PowerLaw | 
     total = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - residual / total if total > 0 else 0.0
     return PowerLaw(float(e_inf), float(a * c0 ** b), float(b), r2, int(c.size))
-
-
-def significantly(a: float, b: float, n: int) -> bool | None:
-    """Whether accuracy ``a`` beats ``b`` (True), loses to it (False) or ties (None).
-
-    Each is a proportion of ``n`` test cases; the difference counts when it reaches
-    :data:`Z_SIGNIFICANT` standard errors, √(a(1 − a)/n + b(1 − b)/n) (two independent
-    binomial proportions). One seed's difference on the 450 test digits needs about 1.5 points
-    at 95 % accuracy and 2.5 points at 10 %.
-    """
-    se = math.sqrt(max(a * (1 - a) + b * (1 - b), 1e-12) / n)
-    z = (a - b) / se
-    return True if z >= Z_SIGNIFICANT else (False if z <= -Z_SIGNIFICANT else None)
 
 
 def log_log_slope(compute: Sequence[float], ppe: Sequence[float]) -> float:
