@@ -80,15 +80,9 @@ def spectrum(pair: ViewPair) -> Measurement:
     for name in ("h", "z"):
         x = pair.both(name).to(torch.float64)
         n, d = x.shape
-        # One (D, D) product serves both: RankMe's singular values come from xᵀx, and the
-        # covariance is (xᵀx − N x̄ x̄ᵀ)/(N − 1) (float64: the cancellation costs ~ε·|x̄|²/λ).
+        # One (D, D) product serves both the covariance and RankMe's singular values.
         gram = x.T @ x if d <= n else None
-        if gram is None:
-            arrays[f"{name}/cov"] = eigenvalues(x).cpu()
-        else:
-            mean = x.mean(dim=0)
-            cov = (gram - n * torch.outer(mean, mean)) / (n - 1)
-            arrays[f"{name}/cov"] = torch.linalg.eigvalsh(cov).flip(0).cpu()
+        arrays[f"{name}/cov"] = eigenvalues(x, gram=gram).cpu()
         scalars[f"{name}/eff_rank"] = effective_rank(arrays[f"{name}/cov"])
         scalars[f"{name}/rankme"] = rankme(x, gram=gram)
     arrays["z/xcorr"] = cross_correlation_eigenvalues(pair.z_a, pair.z_b).cpu()

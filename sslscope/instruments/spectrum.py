@@ -13,7 +13,7 @@ from torch import Tensor
 RANKME_EPS = 1e-7  # the ε of Garrido et al.'s reference implementation (suited to float32 input)
 
 
-def eigenvalues(x: Tensor) -> Tensor:
+def eigenvalues(x: Tensor, *, gram: Tensor | None = None) -> Tensor:
     r"""Eigenvalues of the sample covariance of `x`, in float64, sorted in descending order.
 
         Σ = (x − x̄)ᵀ (x − x̄) / (N − 1)        (D×D; unbiased, as `torch.cov` and `numpy.cov`)
@@ -21,6 +21,9 @@ def eigenvalues(x: Tensor) -> Tensor:
     Args:
         x: embeddings, shape (N, D) with N ≥ 2; any float dtype and device. Cast to float64 and
             centred inside (the input is not modified).
+        gram: ``xᵀx`` in float64 (D, D), if the caller has it (the spectrum instrument shares
+            it with RankMe); then Σ = (xᵀx − N x̄ x̄ᵀ)/(N − 1), whose cancellation costs
+            ~ε₆₄·|x̄|²/λ relative to an eigenvalue λ.
 
     Returns:
         Shape (D,), float64, on `x`'s device, descending. Tiny negative values (round-off of a
@@ -33,8 +36,13 @@ def eigenvalues(x: Tensor) -> Tensor:
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x must have shape (N, D) with N >= 2, got {tuple(x.shape)}")
     x = x.to(torch.float64)
-    centred = x - x.mean(dim=0, keepdim=True)
-    cov = centred.T @ centred / (x.shape[0] - 1)  # (D, D)
+    n = x.shape[0]
+    if gram is None:
+        centred = x - x.mean(dim=0, keepdim=True)
+        cov = centred.T @ centred / (n - 1)  # (D, D)
+    else:
+        mean = x.mean(dim=0)
+        cov = (gram - n * torch.outer(mean, mean)) / (n - 1)
     return torch.linalg.eigvalsh(cov).flip(0)  # eigvalsh is ascending
 
 

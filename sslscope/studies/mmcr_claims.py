@@ -20,7 +20,7 @@ from scipy.optimize import curve_fit
 from sslscope.data import load_dataset
 from sslscope.files import read_jsonl
 from sslscope.runs import RunFiles
-from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly, verdict_over
+from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly, verdict, verdict_over
 from sslscope.theory.capacity import SQUARE_RANDOM_PPE, ppe_surface, random_centroid_ppe
 
 PPE_KEY = "inst/z/ppe"
@@ -225,7 +225,7 @@ def _peak_claim(results: Results) -> Claim:
         "lower on both sides", SEED_SOURCE,
         "ResNet-18 on STL-10, P × D ∈ {64 … 1024}², K ∈ {2, 4, 8}: the peak on the diagonal",
         {"peaks_on_diagonal": on, "lines": total},
-        "agrees" if ok else ("differs" if ok is False else "inconclusive"),
+        verdict(ok),
         f"{on} of {total} rows/columns of the final-PPE grid peak on the diagonal (agrees at "
         f"≥ 2/3, differs at ≤ chance {chance:.2f}): {peaks}")
 
@@ -257,7 +257,7 @@ def _scaling_claim(results: Results) -> Claim:
         "(P, D, K)", SEED_SOURCE, "power-law scaling in every panel of the P × D × K grid",
         {"cells_fitted": len(good), "cells": len(fits),
          "b_median": round(statistics.median(exps), 3) if exps else None},
-        "agrees" if ok else ("differs" if ok is False else "inconclusive"),
+        verdict(ok),
         f"PPE = E∞ + a·C^(−b) fits {len(good)} of {len(fits)} cells with R² ≥ {FIT_R2} after "
         f"the warm-up (agrees: all; differs: under half); b from {exps[0]:.2f} to "
         f"{exps[-1]:.2f}, median {statistics.median(exps):.2f}" if exps else "no fit succeeded")

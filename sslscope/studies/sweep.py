@@ -299,6 +299,23 @@ def run_sweep(base_cfg: Config, axes: Mapping[str, Sequence[Any]], out_dir: str 
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     cells = plan(base_cfg, axes, seeds=seeds, extra=extra, name=name)
+    return run_cells(cells, out_dir, base_cfg, jobs=jobs, page=page, log=log)
+
+
+def run_cells(cells: Sequence[Cell], out_dir: str | Path, base_cfg: Config, *, jobs: int = 1,
+              page: str | None = "compare.html",
+              log: Callable[[str], None] = print) -> Path:
+    """Train (or keep) validated ``cells``, then write the results and the comparison page.
+
+    The second half of :func:`run_sweep`, for a study whose cells are not a Cartesian grid
+    (one factor at a time). ``base_cfg`` is recorded in sweep.json.
+
+    Returns:
+        The path of ``out_dir/sweep.json``.
+
+    Raises:
+        UserError: cells that failed (after the results of all cells are written).
+    """
     out_dir = Path(out_dir)
     failed: dict[str, str] = {}
     runs = run_jobs([Job(c.name, c.cfg) for c in cells], out_dir / "runs", parallel=jobs,

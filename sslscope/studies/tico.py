@@ -29,14 +29,12 @@ from typing import Any
 
 from sslscope import config as config_lib
 from sslscope.config import Config
-from sslscope.errors import UserError
 from sslscope.parts import resolve_device
 from sslscope.runs import environment
 from sslscope.studies import Study
 from sslscope.studies.claims import write_summary
 from sslscope.studies.options import add_common, add_jobs, parse_seeds, positive
-from sslscope.studies.runner import Job, run_jobs
-from sslscope.studies.sweep import Cell, result_row, write_results
+from sslscope.studies.sweep import Cell, run_cells
 
 # Variant name → (method, loss options): one factor at a time around hybrid-beta0.9.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -76,15 +74,7 @@ def run_study(out_dir: str | Path, *, steps: int = 400, seeds: list[int] | None 
     cells = [Cell(f"{v}-seed{s}", {"variant": v, "seed": s},
                   variant_config(v, steps=steps, seed=s, device=device))
              for v in VARIANTS for s in seeds]
-    failed: dict[str, str] = {}
-    runs = run_jobs([Job(c.name, c.cfg) for c in cells], out_dir / "runs", parallel=jobs,
-                    log=log, failed=failed)
-    rows = [result_row(c, runs[c.name], failed.get(c.name)) for c in cells]
-    sweep = write_results(out_dir, cells[0].cfg, rows)
-    if failed:
-        first = next(iter(failed.values()))
-        raise UserError(f"{len(failed)} of {len(cells)} runs failed (see "
-                        f"{out_dir / 'sweep.csv'}); the first: {first}")
+    sweep = run_cells(cells, out_dir, cells[0].cfg, jobs=jobs, page=None, log=log)
     results = load_results(out_dir, json.loads(sweep.read_text(encoding="utf-8"))["rows"])
     claims = claims_for(results)
     command = (f"sslscope study tico --out {out_dir} --steps {steps} --seeds "

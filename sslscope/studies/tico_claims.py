@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from sslscope.data import load_dataset
 from sslscope.files import read_jsonl
 from sslscope.runs import RunFiles
-from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly
+from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly, verdict
 
 SOURCE = "seed 003; methods.md §4.3"
 PROBES = {"h/linear/test_acc": "linear", "h/knn/test_acc": "kNN"}
@@ -87,10 +87,6 @@ def _pct(results: Results, name: str, probe: str = "h/linear/test_acc") -> str:
     return f"{100 * v.mean(probe):.2f} ± {100 * v.spread(probe):.2f}"
 
 
-def _verdict(ok: bool | None) -> str:
-    return "inconclusive" if ok is None else ("agrees" if ok else "differs")
-
-
 def claims_for(r: Results) -> list[Claim]:
     """Seed 003's claims and methods.md §4.3's recommendations, each with its verdict."""
     rule = (f"linear test accuracy of h, mean ± std over {r.seeds} seeds; a difference counts "
@@ -114,12 +110,12 @@ def claims_for(r: Results) -> list[Claim]:
               f"{_pct(r, 'vicreg', 'h/knn/test_acc')}); agrees when both probes tie"),
         Claim("adaptive-helps", "The EMA covariance (β > 0) makes VICReg's regulariser more "
               "adaptive, and better", SOURCE, "proposed, not measured (the open question)",
-              {b: o for b, o in zip(betas, better, strict=True)}, _verdict(helps),
+              {b: o for b, o in zip(betas, better, strict=True)}, verdict(helps),
               f"{rule}: " + "; ".join(f"{b} {_pct(r, b)}" for b in betas)
               + f" vs VICReg {_pct(r, 'vicreg')} (agrees: some β better and none worse)"),
         Claim("offdiag-better", "Keeping the diagonal of tr(C B) fights the variance hinge: the "
               "off-diagonal form is better", "methods.md §4.3 item 2",
-              "recommended default, not measured", {"offdiag_vs_diag": diag}, _verdict(diag),
+              "recommended default, not measured", {"offdiag_vs_diag": diag}, verdict(diag),
               f"{rule}: off-diagonal {_pct(r, 'hybrid-beta0.9')} vs with the diagonal "
               f"{_pct(r, 'hybrid-beta0.9-diag')} (β = 0.9)"),
         Claim("raw-not-worse", "Raw centred embeddings in the covariance term do at least as "
