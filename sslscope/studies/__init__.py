@@ -45,6 +45,7 @@ STUDY_MODULES = (
     "sslscope.studies.clustering",
     "sslscope.studies.mmcr",
     "sslscope.studies.tico",
+    "sslscope.studies.icon",
 )
 
 STUDIES: dict[str, Study] = {
