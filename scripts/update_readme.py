@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from sslscope.cli import cli_reference_markdown
+from sslscope.cli_reference import cli_reference_markdown
 
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 

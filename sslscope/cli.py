@@ -10,16 +10,18 @@ import argparse
 import functools
 import json
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from sslscope import config as config_lib
 from sslscope.cli_options import add_config_options, command_line_loss_kwargs, given_options
-from sslscope.errors import PeerLost, TrainingDiverged, UserError
+from sslscope.errors import Interrupted, PeerLost, TrainingDiverged, UserError
 from sslscope.runs import RunFiles
 
-EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_PEER_LOST = 2, 3, 130, 1
+EXIT_USAGE, EXIT_DIVERGED, EXIT_PEER_LOST = 2, 3, 1
 # A fixed width keeps `--help` identical everywhere, so the README's copy can be checked.
 _FORMATTER = functools.partial(argparse.RawDescriptionHelpFormatter, width=100)
 
@@ -346,34 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def help_texts() -> dict[str, str]:
-    """``--help`` of the command and of each subcommand, as the README's CLI reference shows."""
-
-    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        return actions[0].choices if actions else {}
-
-    parser = build_parser()
-    texts = {"sslscope": parser.format_help()}
-    for name, p in subparsers(parser).items():
-        texts[f"sslscope {name}"] = p.format_help()
-        texts.update({f"sslscope {name} {n}": q.format_help() for n, q in subparsers(p).items()})
-    return texts
-
-
-def cli_reference_markdown() -> str:
-    """The README's CLI reference section body, generated from the parsers."""
-    blocks = [f"### `{name} --help`\n\n```text\n{text.rstrip()}\n```" for name, text in
-              help_texts().items()]
-    return "\n\n".join(blocks)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "report": _report, "compare": _compare,
                 "export": _export, "study": _study, "icon-table": _icon_table,
                 "bench": _bench, "sweep": _sweep}
+    # SIGTERM (a scheduler's notice, `kill`) unwinds like Ctrl-C instead of killing the process
+    # on the spot, so run.json and temporary files are settled; training itself stops at the
+    # next step boundary (sslscope.train.GracefulInterrupt).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None
     try:
         return handlers[args.command](args)
     except UserError as e:
@@ -385,10 +370,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PeerLost as e:
         print(f"sslscope: stopped: {e}", file=sys.stderr)
         return EXIT_PEER_LOST
-    except KeyboardInterrupt:
-        print("\nsslscope: interrupted; a checkpoint was saved, continue with --resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        # 128 + the signal number, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM.
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"\nsslscope: interrupted ({signal.Signals(signum).name})"
+              + ("; continue with sslscope train --resume RUN_DIR" if args.command == "train"
+                 else ""), file=sys.stderr)
+        return 128 + signum
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,9 +154,9 @@ _TYPES = typing.get_type_hints(Config)
 def coerce(name: str, value: Any) -> Any:
     """Convert ``value`` to the type of config field ``name``, or raise a one-sentence UserError."""
     if name not in FIELDS:
-        raise UserError(f"unknown config option '{name}'; see `sslscope train --help`")
+        raise UserError(f"unknown config option {shown(repr(name))}; see `sslscope train --help`")
     kind = _TYPES[name]
-    bad = UserError(f"config option '{name}' must be {_describe(kind)}, got {value!r}")
+    bad = UserError(f"config option '{name}' must be {_describe(kind)}, got {shown(repr(value))}")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -179,9 +180,12 @@ def coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise bad
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise bad from None
+        if not math.isfinite(number):  # NaN or ±inf: no hyper-parameter means that
+            raise UserError(f"config option '{name}' must be a finite number, got {value!r}")
+        return number
     if kind is str:
         if not isinstance(value, str):
             raise bad
@@ -233,10 +237,18 @@ def from_dict(d: dict[str, Any]) -> Config:
 def load(path: str | Path) -> Config:
     """Read a ``config.json`` written by :func:`save` (or by hand)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a directory; give a config.json (a run "
+                        f"directory's is {path / 'config.json'})")
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not text (not UTF-8); give a config.json") \
+            from None
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         reason = f"{e.msg} at line {e.lineno}"
         raise UserError(f"config file {path} is not valid JSON ({reason})") from None
@@ -271,7 +283,7 @@ def validate(cfg: Config) -> Config:
     if (cfg.levels or cfg.taps or cfg.mine_seeds) and method.cross_modal:
         raise UserError(f"levels, taps and MINE measure one encoder's h; {cfg.method} has one "
                         "encoder per modality")
-    method.resolve(cfg.loss_kwargs)
+    loss_kwargs = method.resolve(cfg.loss_kwargs)
     if method.views is not None and cfg.n_views != method.views:
         raise UserError(f"method '{cfg.method}' uses exactly {method.views} views, got n_views="
                         f"{cfg.n_views}")
@@ -319,4 +331,8 @@ def validate(cfg: Config) -> Config:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    # Last, once the sizes are known to be sane: the loss itself on a small batch.
+    problem = method.problem(loss_kwargs, batch=cfg.batch_size, views=cfg.n_views)
+    if problem:
+        raise UserError(f"--method {cfg.method} cannot run with its options: {problem}")
     return cfg

@@ -1,4 +1,10 @@
-"""The one exception type that reaches the user as a sentence instead of a traceback."""
+"""The exceptions that reach the user as a sentence and an exit status instead of a traceback."""
+
+import re
+import signal
+
+LONGEST_WORD = 200  # characters; longer paths are rare, longer echoed values are not sentences
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
 
 
 class UserError(Exception):
@@ -6,8 +12,13 @@ class UserError(Exception):
 
     The command line prints ``str(error)`` (one sentence saying what is wrong and what to do)
     and exits with status 2. Raise it at the boundary where the input is first read, never
-    from deep inside a numerical routine.
+    from deep inside a numerical routine. Any run of more than :data:`LONGEST_WORD`
+    non-space characters in the message (a 5,000-character name echoed back) is cut, with
+    its length, so the sentence stays readable.
     """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(_LONG_WORD.sub(lambda m: shown(m.group(), LONGEST_WORD), str(message)))
 
 
 class TrainingDiverged(Exception):
@@ -19,6 +30,20 @@ class PeerLost(Exception):
 
     The other rank's own error is the cause; this one only says why this rank stops too.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on a signal ``signum``: SIGINT (Ctrl-C) or SIGTERM (a scheduler's notice).
+
+    Exit status 128 + signum (130, 143), the shell's convention. The training loop raises it at
+    a step boundary with a checkpoint saved, or on a second signal mid-step with the last
+    checkpoint kept; outside the loop a SIGTERM raises it where the program is, so every
+    ``finally`` runs (``run.json`` says "interrupted", temporary files are removed).
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
 
 
 def shown(value: object, limit: int = 60) -> str:

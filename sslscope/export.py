@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from sslscope import __version__
 from sslscope import config as config_lib
 from sslscope.errors import UserError
-from sslscope.files import atomic_write, atomic_write_json, read_json_object
+from sslscope.files import atomic_write, atomic_write_json, read_json_object, read_tensors
 from sslscope.losses import get_method
 from sslscope.parts import build_model
 
@@ -84,7 +84,7 @@ def load_encoder(path: str | Path) -> nn.Module:
         raise UserError(f"{path} has no encoder.json and encoder.safetensors; run sslscope export")
     model = build_from_description(read_json_object(description_file))
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(read_tensors(weights, "export the run again"), strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise UserError(f"{weights} does not match the architecture in {description_file} "

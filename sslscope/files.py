@@ -46,6 +46,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def read_tensors(path: str | Path, advice: str) -> dict[str, Any]:
+    """The tensors of a safetensors file (which holds no code to run: tensors and JSON only).
+
+    A missing, truncated or foreign file (a pickle planted under its name) is a UserError
+    ending in ``advice``, e.g. "delete it to record the instrument afresh".
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{path} is not a readable safetensors file ({err}); {advice}") \
+            from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -62,15 +78,29 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a trailing partial line (a crash mid-append)."""
+    """Read a JSON-lines file of objects.
+
+    A trailing partial line (a crash mid-append) is skipped; so is a corrupt line in the
+    middle, keeping every valid row after it (one damaged line loses one row, not the rest).
+
+    Raises:
+        UserError: the file is not UTF-8 text, or a line holds something other than an object.
+    """
+    path = Path(path)
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a JSON-lines text file; restore or delete it") from None
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+    for line in lines:
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            break  # only the last line can be partial: appends are line-at-a-time
+            continue
+        if not isinstance(row, dict):
+            raise UserError(f"{path} should hold one JSON object per line, found "
+                            f"{type(row).__name__}; restore or delete it")
+        rows.append(row)
     return rows
 
 

@@ -81,6 +81,7 @@ def predictions_and_embeddings(out: Outputs) -> tuple[Tensor, ...]:
 
 
 ROLES = ("batch", "state", "parameter")
+DRY_RUN_BATCH = 256  # the most samples Method.problem calls a loss on (cheap at D = 8)
 SYMBOLS = ("N", "K", "D")
 
 
@@ -213,6 +214,32 @@ class Method:
         if problem:
             raise UserError(f"--method {self.name}: {problem}")
         return kwargs
+
+    def problem(self, kwargs: Mapping[str, Any], *, batch: int, views: int) -> str | None:
+        """The loss's own sentence on why it cannot run with ``kwargs``, or None.
+
+        The objective is built and called once, without gradients, on a random batch of
+        min(``batch``, :data:`DRY_RUN_BATCH`) samples (``views`` views, D = 8): a ValueError
+        it raises (a temperature ≤ 0, a β outside [0, 1], more neighbours than points) becomes
+        the sentence, before any data is loaded. The loss checks its arguments once, here
+        and in the loop, so the two cannot disagree.
+        """
+        sizes = {"N": min(batch, DRY_RUN_BATCH), "K": views, "D": 8}
+        extra = max(views - 2, 0)
+        inputs = iter(example_inputs(self, sizes=sizes, extra_views=extra, dtype=torch.float32))
+        batch_inputs = []  # the objective holds state and parameters itself: pass the batch
+        for arg in self.arguments:
+            for _ in range(extra if arg.repeated else 1):
+                x = next(inputs).detach()
+                if arg.role == "batch":
+                    batch_inputs.append(x)
+        try:
+            with torch.no_grad():
+                terms, _ = self.objective(kwargs, sizes["D"])
+                terms(*batch_inputs)
+        except ValueError as e:
+            return str(e)
+        return None
 
     def objective(
         self, kwargs: Mapping[str, Any], dim: int

@@ -135,9 +135,10 @@ def update_run_info(files: RunFiles, **fields: Any) -> None:
     """Merge ``fields`` into run.json (created if missing)."""
     info: dict[str, Any] = {}
     if files.run_info.is_file():
-        try:
-            info = json.loads(files.run_info.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        try:  # a damaged run.json is bookkeeping: start it afresh rather than stop the run
+            saved = json.loads(files.run_info.read_text(encoding="utf-8"))
+            info = saved if isinstance(saved, dict) else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
             info = {}
     info.update(fields)
     atomic_write_json(files.run_info, info)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ from sslscope.distributed import (
 )
 from sslscope.ema import cosine_ema_decay, ema_update_
 from sslscope.engine import check_engine, local_rows, prepare_modules, step_forward
-from sslscope.errors import PeerLost, TrainingDiverged, UserError
+from sslscope.errors import Interrupted, PeerLost, TrainingDiverged, UserError
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
 from sslscope.observe import Snapshot, observe
@@ -75,28 +76,35 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> Tensor:
     return torch.randperm(n, generator=generator)[start : start + batch_size]
 
 
-class GracefulInterrupt:
-    """The first Ctrl-C asks the loop to stop at the next step boundary; a second one aborts.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    Stopping between steps is what makes the checkpoint written on Ctrl-C resume exactly: an
-    interrupt in the middle of a step could leave the optimizer updated and the EMA target not.
+
+class GracefulInterrupt:
+    """The first SIGINT or SIGTERM asks the loop to stop at the next step boundary; a second aborts.
+
+    SIGINT is Ctrl-C; SIGTERM is what a cluster scheduler (and torchrun, passing it on) sends
+    before it preempts a job. Stopping between steps is what makes the checkpoint written then
+    resume exactly: an interrupt in the middle of a step could leave the optimizer updated and
+    the EMA target not.
     """
 
     def __enter__(self) -> GracefulInterrupt:
         self.requested = False
-        self._previous = None
+        self.signum: int = signal.SIGINT  # the first signal received
+        self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise Interrupted(self.signum)
+        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def train(
@@ -127,8 +135,9 @@ def train(
 
     Raises:
         UserError: bad config or run directory (on every rank). TrainingDiverged: non-finite
-            loss. KeyboardInterrupt: Ctrl-C; the run stopped at a step boundary with a
-            checkpoint (or, on a second Ctrl-C, mid-step with the last checkpoint kept).
+            loss. Interrupted (a KeyboardInterrupt): SIGINT (Ctrl-C) or SIGTERM; the run stopped
+            at a step boundary with a checkpoint (or, on a second signal, mid-step with the
+            last checkpoint kept).
     """
     config_lib.validate(cfg)
     if stop_at is not None and stop_at < 1:
@@ -257,7 +266,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
         if interrupted:
             status = {"status": "interrupted", "stopped_at": step}
             leave_together()  # every rank agreed to stop here (process_group's exit is skipped)
-            raise KeyboardInterrupt
+            raise Interrupted(interrupt.signum)
         if step < cfg.steps:
             status = {"status": "stopped", "stopped_at": step}
             return files

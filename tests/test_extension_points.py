@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from sslscope import losses
-from sslscope.cli import help_texts, main
+from sslscope.cli import main
+from sslscope.cli_reference import help_texts
 from sslscope.consumers import CONSUMERS
 from sslscope.files import atomic_write_text, read_jsonl
 from sslscope.methods import Method

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import load_file
 
 from sslscope.data import load_dataset
-from sslscope.files import read_jsonl
+from sslscope.files import read_jsonl, read_tensors
 from sslscope.runs import RunFiles
 from sslscope.studies.claims import Z_SIGNIFICANT, Claim, significantly, verdict
 
@@ -64,7 +63,8 @@ def _variant(name: str, rows: list[dict[str, Any]], out_dir: Path) -> Variant:
         logged = [r for r in read_jsonl(files.metrics) if "inst/z/eff_rank" in r]
         curves.append(([int(r["step"]) for r in logged],
                        [float(r["inst/z/eff_rank"]) for r in logged]))
-        spectra.append(load_file(str(files.array("spectrum")))["z/cov"][-1].numpy())
+        spectra.append(read_tensors(files.array("spectrum"), "delete the run to train it again")
+                       ["z/cov"][-1].numpy())
     steps = curves[0][0]
     return Variant(
         name, {p: [float(r[p]) for r in rows] for p in PROBES},

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file  # the arrays as NumPy, no torch round trip
 
 from sslscope import config as config_lib
@@ -111,7 +112,11 @@ def predict(run_dir: str | Path) -> LinearTheory:
     if not arrays.is_file():
         raise UserError(f"{run_dir} has no saved spectrum ({arrays}); train it with the "
                         "spectrum instrument on")
-    saved = load_file(str(arrays))
+    try:
+        saved = load_file(str(arrays))
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{arrays} is not a readable safetensors file ({err}); train the run "
+                        "again with the spectrum instrument on") from None
     measured = emergence_steps(saved["step"].astype(np.float64), saved["z/xcorr"][:, :d])
     tensors, _ = read_checkpoint(files.checkpoint)
     w = tensors["parts/encoder.backbone.weight_map.weight"].double().numpy()

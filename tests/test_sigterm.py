@@ -1,0 +1,54 @@
+"""SIGTERM, what a cluster scheduler sends before preemption, stops `sslscope train` cleanly.
+
+Targets asserted: the process stops at a step boundary with exit status 143 and one sentence
+(no traceback); run.json says "interrupted" at the step its checkpoint holds; no metrics row
+past that step; `--resume` then finishes the run.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from sslscope.checkpoint import read_checkpoint
+from sslscope.files import read_jsonl
+
+TINY = ["--preset", "smoke", "--backbone", "linear:8", "--instruments", "", "--eval-points", "0",
+        "--device", "cpu", "--no-progress", "--log-every", "1", "--checkpoint-every", "100000"]
+
+
+def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "sslscope", "train", *TINY, "--steps", "100000",
+               "--warmup-steps", "0", "--run-dir", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        deadline = time.monotonic() + 120
+        metrics = run / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    _, header = read_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert header["info"]["step"] == info["stopped_at"] >= 3
+    assert max(row["step"] for row in read_jsonl(metrics)) == info["stopped_at"]
+    finish = [sys.executable, "-m", "sslscope", "train", "--resume", str(run), "--no-progress",
+              "--stop-at", str(info["stopped_at"] + 2)]
+    done = subprocess.run(finish, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    _, header = read_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert header["info"]["step"] == info["stopped_at"] + 2
