@@ -8,6 +8,7 @@ The file is written to a temporary name and renamed, so a crash mid-save keeps t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +106,16 @@ def load_modules(tensors: dict[str, torch.Tensor], modules: dict[str, nn.Module]
 
 
 def load_checkpoint(
-    path: str | Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer | None
+    path: str | Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer | None,
+    *, check: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore modules, optimizer and the CPU RNG from ``path``; returns the saved ``info``."""
+    """Restore modules, optimizer and the CPU RNG from ``path``; returns the saved ``info``.
+
+    ``check(info)`` runs before anything is restored (it raises to refuse the checkpoint).
+    """
     tensors, parsed = read_checkpoint(path)
+    if check is not None:
+        check(parsed["info"])
     load_modules(tensors, modules)
     if optimizer is not None:
         optim_tensors = {k: v for k, v in tensors.items() if k.startswith(f"optim{_SEP}")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sslscope import config as config_lib
 from sslscope.cli_options import add_config_options, command_line_loss_kwargs, given_options
-from sslscope.errors import Interrupted, PeerLost, TrainingDiverged, UserError
+from sslscope.errors import Interrupted, PeerLost, TrainingDiverged, UserError, shown
 from sslscope.runs import RunFiles
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_PEER_LOST = 2, 3, 1
@@ -370,6 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PeerLost as e:
         print(f"sslscope: stopped: {e}", file=sys.stderr)
         return EXIT_PEER_LOST
+    except OSError as e:  # a full disk, a read-only place, a name too long, a file in the way
+        where = f": {shown(e.filename)}" if e.filename else ""
+        print(f"sslscope: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as e:
         # 128 + the signal number, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM.
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT

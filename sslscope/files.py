@@ -7,6 +7,7 @@ see either the old file or the new one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -40,10 +41,27 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as error:
         tmp_path.unlink(missing_ok=True)
+        if type(error).__name__ == "SafetensorError":  # its I/O errors are not OSErrors
+            code = errno.ENOSPC if "No space left" in str(error) else errno.EIO
+            raise OSError(code, os.strerror(code), str(path)) from error
         raise
     return path
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete what :func:`atomic_write` leaves when its process is killed mid-write.
+
+    Only the ``.NAME.XXXX.tmp`` files it creates, anywhere under ``folder``; call it where no
+    other process is writing (a run directory its trainer owns). Returns how many it removed.
+    """
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def read_tensors(path: str | Path, advice: str) -> dict[str, Any]:

@@ -32,7 +32,13 @@ from torch import nn
 from sslscope import config as config_lib
 from sslscope.checkpoint import load_checkpoint
 from sslscope.errors import UserError
-from sslscope.files import atomic_write_json, read_jsonl, write_jsonl
+from sslscope.files import (
+    atomic_write_json,
+    read_json_object,
+    read_jsonl,
+    remove_temporaries,
+    write_jsonl,
+)
 
 
 @dataclass(frozen=True)
@@ -166,14 +172,24 @@ def start_run(
         saved = files.require().load_config()
         if saved != cfg:
             raise UserError(f"the config differs from {files.config}; resume with it unchanged")
+        remove_temporaries(files.root)  # a kill mid-write leaves them; this process owns the run
         if files.checkpoint.is_file():
-            info = load_checkpoint(files.checkpoint, modules, optimizer)
+            info = load_checkpoint(files.checkpoint, modules, optimizer,
+                                   check=lambda info: _same_config(info, cfg, files))
             start, elapsed = info["step"], info["elapsed"]
+        else:
+            saved_at = (read_json_object(files.run_info) or {}).get("checkpoint_step")
+            if saved_at:  # restarting at step 0 would rewrite the metrics of every step since
+                raise UserError(f"{files.checkpoint} is missing, but the run saved a checkpoint "
+                                f"at step {saved_at}; restore it, or start the run again with "
+                                "--overwrite")
         # The evaluation row of the checkpoint step comes after its training row: it is redone.
         keep = [r for r in read_jsonl(files.metrics) if r["step"] < start
                 or (r["step"] == start and "train/loss" in r)] if files.metrics.is_file() else []
         write_jsonl(files.metrics, keep)
     else:
+        if files.root.exists() and not files.root.is_dir():
+            raise UserError(f"run directory {files.root} is a file; choose another --run-dir")
         if files.root.exists() and any(files.root.iterdir()):
             raise UserError(
                 f"run directory {files.root} is not empty; pass --resume or --overwrite"
@@ -183,6 +199,18 @@ def start_run(
         update_run_info(files, **environment(device), loss_kwargs=loss_kwargs, started=now())
     update_run_info(files, status="running", finished=None)
     return start, elapsed
+
+
+def _same_config(info: dict[str, Any], cfg: config_lib.Config, files: RunFiles) -> None:
+    """Refuse a checkpoint trained with another config than config.json now holds."""
+    trained = info.get("config")  # absent in checkpoints written before it was recorded
+    if trained is None:
+        return
+    changed = sorted(k for k, v in config_lib.to_dict(cfg).items() if trained.get(k) != v)
+    if changed:
+        raise UserError(f"{files.config} was changed since the checkpoint was saved ("
+                        f"{', '.join(changed)}); restore it, or start a new run with the new "
+                        "config")
 
 
 def evaluation_table(

@@ -196,7 +196,9 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
     def checkpoint(step: int) -> None:
         if world.main:
             save_checkpoint(files.checkpoint, {"parts": parts.modules}, optimizer,
-                            {"step": step, "elapsed": clock()})
+                            {"step": step, "elapsed": clock(),
+                             "config": config_lib.to_dict(cfg)})
+            update_run_info(files, checkpoint_step=step)  # a later --resume expects it
 
     def evaluate(step: int) -> dict[str, float]:
         def on_main() -> dict[str, float]:
@@ -346,7 +348,8 @@ def ema_decays(cfg: Config, schedule: str) -> np.ndarray:
 def check_finite(loss: float, step: int, files: RunFiles, cfg: Config) -> None:
     """The divergence guard: a non-finite loss stops the run, keeping the last good checkpoint."""
     if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"the loss became {loss} at step {step}; the last good checkpoint is kept in "
-            f"{files.checkpoint}; lower the learning rate (now {cfg.lr:g})"
-        )
+        kept = (f"the last good checkpoint is kept in {files.checkpoint}"
+                if files.checkpoint.is_file() else
+                f"no checkpoint was written yet (every {cfg.checkpoint_every} steps)")
+        raise TrainingDiverged(f"the loss became {loss} at step {step}; {kept}; lower the "
+                               f"learning rate (now {cfg.lr:g})")

@@ -58,7 +58,7 @@ def variant_config(variant: str, *, steps: int, seed: int, device: str) -> Confi
         instrument_points=16, tensorboard=False, seed=seed, device=device))
 
 
-def run_study(out_dir: str | Path, *, steps: int = 400, seeds: list[int] | None = None,
+def run_study(out_dir: str | Path, *, steps: int = 300, seeds: list[int] | None = None,
               device: str = "auto", jobs: int = 2, log: Any = print) -> Path:
     """Train (or keep) every variant for every seed, then write the report and the claims.
 
@@ -88,7 +88,7 @@ def run_study(out_dir: str | Path, *, steps: int = 400, seeds: list[int] | None 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser, out="runs/tico")
-    parser.add_argument("--steps", type=int, default=400,
+    parser.add_argument("--steps", type=int, default=300,
                         help="steps per run (default: %(default)s)")
     add_jobs(parser, default=2)
 
@@ -106,7 +106,7 @@ STUDY = Study(
     "the diagonal kept,\nthe L2-normalised covariance) on the digits, 3 seeds each, with the "
     "spectrum instrument;\nwrite OUT/report.html, OUT/summary.md and OUT/summary.json (the "
     "claims list) and\nOUT/sweep.csv. Runs go to OUT/runs/; rerunning keeps finished ones. "
-    "About 8 minutes on\n2 CPU cores.",
+    "About 8 minutes on\n2 CPU cores (300 steps per run).",
     add_arguments=_add_arguments,
     run=_run,
 )
