@@ -3,8 +3,9 @@
 Targets asserted: on 600 standardised digits (pixels), the full recipe's Hungarian accuracy is
 at least k-means' on the same features (measured: 0.79 against 0.67; the ladder's rungs 0.75,
 0.77, 0.79, the order of the paper's Table 3); with noisy copies as the augmented views, 0.815,
-still at least k-means; the fused ClusterKL equals icon_loss and its gradient in float64; every rung uses at least half of the clusters
-and beats chance by far; the same seed gives the same clusters; bad shapes raise.
+still at least k-means; the fused ClusterKL equals icon_loss and its gradient in float64;
+every rung uses at least half of the clusters and beats chance by far; the same seed gives
+the same clusters; bad shapes raise.
 """
 
 import numpy as np
