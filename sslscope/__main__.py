@@ -1,5 +1,9 @@
 import sys
 
-from sslscope.cli import main
+from sslscope.threads import prepare_openmp
+
+prepare_openmp()  # before torch is imported (sslscope.cli imports it)
+
+from sslscope.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -81,6 +81,10 @@ class Config:
     seed: int = _opt(0, "seed for initialisation, batch order and augmentation")
     device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     deterministic: bool = _opt(False, "use deterministic algorithms only (slower on GPU)")
+    threads: int = _opt(
+        0, "CPU threads; 0: OMP_NUM_THREADS if set, else the cores not busy with other work "
+        "(recorded in run.json: pass it to reproduce a CPU run bit for bit)"
+    )
     # Speed and scale (sslscope.engine). Under torchrun, batch_size is the global batch.
     sync_batchnorm: bool = _opt(
         False, "under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm, CUDA "
@@ -294,6 +298,8 @@ def validate(cfg: Config) -> Config:
         (cfg.lars_eta > 0, f"lars_eta must be positive, got {cfg.lars_eta}"),
         (cfg.batch_size >= 2, f"batch_size must be at least 2, got {cfg.batch_size}"),
         (cfg.steps >= 1, f"steps must be at least 1, got {cfg.steps}"),
+        (0 <= cfg.threads <= 4096, f"threads must be between 0 (automatic) and 4096, got "
+         f"{cfg.threads}"),
         # (seed, step) seeds a torch generator as seed·2³² + step and scikit-learn takes seeds
         # below 2³²: both fit only this range.
         (0 <= cfg.seed < 2**32, f"seed must be in [0, 2**32 − 1], got {cfg.seed}"),
