@@ -145,6 +145,16 @@ class Config:
     instrument_batch: int = _opt(
         0, "images in the fixed instrument batch; 0: 1,024 or the whole training set if smaller"
     )
+    # Guards (sslscope.guards).
+    on_collapse: str = _opt(
+        "warn", "when z collapses (spread below collapse_spread at collapse_points probe steps "
+        "in a row): warn, stop (keeping the last checkpoint) or off"
+    )
+    collapse_spread: float = _opt(
+        0.05, "normalised std of z times √D below which it counts as collapsed (about 1 when "
+        "spread over the sphere)"
+    )
+    collapse_points: int = _opt(2, "measured steps in a row below collapse_spread")
     # Bookkeeping.
     log_every: int = _opt(10, "write the loss and its terms to metrics.jsonl every N steps")
     checkpoint_every: int = _opt(500, "save a resumable checkpoint every N steps")
@@ -281,6 +291,7 @@ def validate(cfg: Config) -> Config:
     choose("augment recipe", cfg.augment, RECIPES)
     choose("optimizer", cfg.optimizer, OPTIMIZERS)
     choose("precision", cfg.precision, ("fp32", "bf16"))
+    choose("on_collapse action", cfg.on_collapse, ("warn", "stop", "off"))
     instrument_names(cfg.instruments)
     method = METHODS[cfg.method]
     level_names(cfg.levels)
@@ -331,6 +342,9 @@ def validate(cfg: Config) -> Config:
         (cfg.instrument_batch == 0 or cfg.instrument_batch >= 2,
          f"instrument_batch must be 0 (automatic) or at least 2, got {cfg.instrument_batch}"),
         (cfg.log_every >= 1, "log_every must be at least 1"),
+        (cfg.collapse_spread >= 0, f"collapse_spread must be ≥ 0, got {cfg.collapse_spread}"),
+        (cfg.collapse_points >= 1, f"collapse_points must be at least 1, got "
+         f"{cfg.collapse_points}"),
         (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
         (all(d >= 1 for d in cfg.projector_dims), "projector widths must be positive integers"),
     ]

@@ -14,6 +14,7 @@ from sslscope.config import Config
 from sslscope.data import ImageData
 from sslscope.evaluate.retrieval import retrieval_top1
 from sslscope.evaluate.suite import ProbeSettings, evaluate_features
+from sslscope.guards import collapse_guard
 from sslscope.instruments.recorder import instruments
 from sslscope.losses import get_method
 from sslscope.observe import Consumer, Snapshot
@@ -73,6 +74,7 @@ CONSUMERS: dict[str, Callable[[Config, ImageData, RunFiles], Consumer | None]] =
     "instruments": instruments,
     "clustering": clustering,
     "retrieval": retrieval,
+    "collapse": collapse_guard,
 }
 
 

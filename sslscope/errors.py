@@ -25,6 +25,10 @@ class TrainingDiverged(Exception):
     """The loss became NaN or infinite; the last good checkpoint is kept. Exit status 3."""
 
 
+class TrainingCollapsed(TrainingDiverged):
+    """The embeddings collapsed and ``--on-collapse stop`` ended the run. Exit status 3."""
+
+
 class PeerLost(Exception):
     """Under torchrun, a collective failed because another rank stopped. Exit status 1.
 

@@ -50,7 +50,13 @@ from sslscope.distributed import (
 )
 from sslscope.ema import cosine_ema_decay, ema_update_
 from sslscope.engine import check_engine, local_rows, prepare_modules, step_forward
-from sslscope.errors import Interrupted, PeerLost, TrainingDiverged, UserError
+from sslscope.errors import (
+    Interrupted,
+    PeerLost,
+    TrainingCollapsed,
+    TrainingDiverged,
+    UserError,
+)
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
 from sslscope.observe import Snapshot, observe
@@ -279,8 +285,8 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
                 files, cfg, data, parts.encoder, device, trained=probe_results(final_row)))
         status = {"status": "finished", "finished": now(), "wall_seconds": clock()}
         return files
-    except TrainingDiverged:
-        status = {"status": "diverged"}
+    except TrainingDiverged as e:
+        status = {"status": "collapsed" if isinstance(e, TrainingCollapsed) else "diverged"}
         raise
     except KeyboardInterrupt:
         if status["status"] != "interrupted":  # a second Ctrl-C, mid-step: the last save stays

@@ -109,3 +109,19 @@ def test_a_failed_checkpoint_write_is_an_os_error_not_a_safetensors_one(tmp_path
     with pytest.raises(OSError, match="No space left on device"):
         train(tiny_config(steps=4, checkpoint_every=2), tmp_path / "r", progress=False)
     assert not list((tmp_path / "r").rglob("*.tmp"))
+
+
+def test_compare_and_export_into_an_unwritable_place_are_one_sentence(finished_run, tmp_path,
+                                                                       capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("in the way")
+    code, err = cli(capsys, "compare", str(finished_run), "--out", str(a_file / "c.html"))
+    assert code == 2 and err.startswith("sslscope: error: ") and len(err.splitlines()) == 1, err
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "export", ignore_errors=True)
+    (run / "export").write_text("a file where the export directory goes")
+    code, err = cli(capsys, "export", str(run))
+    assert code == 2 and err.startswith("sslscope: error: ") and len(err.splitlines()) == 1, err

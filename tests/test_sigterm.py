@@ -52,3 +52,15 @@ def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr
     _, header = read_checkpoint(run / "checkpoints" / "last.safetensors")
     assert header["info"]["step"] == info["stopped_at"] + 2
+
+
+def test_ctrl_c_while_starting_is_one_line():
+    proc = subprocess.Popen([sys.executable, "-m", "sslscope", "train", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # importing torch takes seconds: the signal lands inside an import
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:  # the machine was fast enough to finish first: nothing to check
+        return
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in err and err.strip().startswith("sslscope: interrupted"), err
