@@ -157,6 +157,8 @@ def test_study_methods_writes_a_table(capsys, tmp_path):
     assert code == 0, err
     table = (tmp_path / "results.md").read_text()
     assert "| `vicreg` |" in table and "| `byol` |" in table and "raw pixels" in table
+    assert "Differences from the base config" not in table  # neither has overrides
+    assert f"study methods --out {tmp_path} --methods vicreg,byol --steps 4" in table
     assert not (tmp_path / "runs").exists()  # run directories are removed unless --keep-runs
     page = (tmp_path / "report.html").read_text()
     assert "vicreg-seed0" in page and "byol-seed0" in page and "data:image/png;base64," in page

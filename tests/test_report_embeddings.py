@@ -297,6 +297,16 @@ def test_compare_two_seeds_and_another_config(tmp_path, digits, capsys):
     assert "http" not in DATA_URI.sub("<img", page).lower()
 
 
+def test_compare_says_when_a_seed_is_repeated(tmp_path, digits, capsys):
+    a = _write_run(tmp_path / "again-a", digits, seed=0, arrays=False)
+    b = _write_run(tmp_path / "again-b", digits, seed=0, arrays=False)
+    out = tmp_path / "cmp" / "page.html"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    seeds = _section(out.read_text(encoding="utf-8"), "seeds")
+    assert "0, 0 (a seed repeated: the spread is run-to-run noise, not across seeds) (n = 2)" \
+        in seeds
+
+
 def test_compare_figures_have_one_entry_per_seed_group(tmp_path, digits):
     from sslscope.report import compare
 
@@ -392,3 +402,12 @@ def test_singular_values_from_the_gram_match_svdvals(shape):
     svd_rankme = reference / reference.sum() + 1e-7
     assert rankme(x) == pytest.approx(float(torch.exp(-(svd_rankme * svd_rankme.log()).sum())),
                                       rel=1e-5)
+
+
+def test_map_limits_ignore_a_few_outliers():
+    from sslscope.report.sections_embeddings import robust_limits
+
+    values = np.concatenate([np.random.default_rng(0).uniform(-1, 1, 446), [500, 600, -700, 800]])
+    low, high = robust_limits(values)
+    assert -1.2 < low < -0.9 and 0.9 < high < 1.2  # the 446 points fill the frame, not a corner
+    assert robust_limits(np.zeros(10)) == (-1.0, 1.0)  # all equal: a unit frame around them

@@ -169,7 +169,10 @@ def _groups_table(records: list[RunRecord], names: list[str], groups: list[list[
              f"{_head()}<th>wall time (mean)</th></tr>"]
     for group in groups:
         cfg = records[group[0]].config
-        seeds = ", ".join(text(records[i].config.get("seed")) for i in group)
+        values = [text(records[i].config.get("seed")) for i in group]
+        seeds = ", ".join(values)
+        if len(set(values)) < len(values):  # the same seed twice: its ± is not seed variance
+            seeds += " (a seed repeated: the spread is run-to-run noise, not across seeds)"
         accs = "".join(
             f'<td class="num">{_mean_std([final_accuracy(records[i], f, p) for i in group])}</td>'
             for f, p in ACCURACIES

@@ -264,6 +264,17 @@ def _import_umap() -> ModuleType | None:
     return umap
 
 
+def robust_limits(values: np.ndarray, share: float = 0.01) -> tuple[float, float]:
+    """Axis limits holding all but the outer ``share`` of the points on each side, padded 5 %.
+
+    A few outliers far out would otherwise squeeze every other point of a PCA map into a corner
+    (found: 450 test points in one corner). The outliers stay drawn, beyond the frame.
+    """
+    low, high = np.quantile(values, [share, 1 - share])
+    pad = 0.05 * (high - low) or 1.0
+    return float(low - pad), float(high + pad)
+
+
 def _scatter_figure(
     panels: list[tuple[str, np.ndarray]], y: np.ndarray, drawn: np.ndarray, names: list[str]
 ) -> Figure:
@@ -288,6 +299,8 @@ def _scatter_figure(
         ax.set_title(title, fontsize="medium")
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlim(*robust_limits(coords[drawn, 0]))
+        ax.set_ylim(*robust_limits(coords[drawn, 1]))
     for ax in axes[len(panels):]:
         ax.set_axis_off()
     if n_classes <= LEGEND_MAX_CLASSES:

@@ -83,6 +83,7 @@ def compare_methods(
         The path of results.md.
     """
     out_dir = Path(out_dir)
+    subset = methods is not None  # the command names them only when they were chosen
     methods = list(methods or METHODS)
     base = config_lib.replace(Config(), steps=steps, warmup_steps=steps // 10, eval_points=0,
                               device=device)
@@ -125,12 +126,14 @@ def compare_methods(
     for method in methods:
         lines.append(f"| `{method}` | {cells(results[method], 'trained, backbone h')} "
                      f"| {seconds[method]:.0f} |")
-    lines += ["", "Differences from the base config:", ""]
-    lines += [f"- `{m}`: {', '.join(f'{k}={v}' for k, v in o.items())}"
-              for m, o in METHOD_OVERRIDES.items() if m in methods]
+    differences = [f"- `{m}`: {', '.join(f'{k}={v}' for k, v in o.items())}"
+                   for m, o in METHOD_OVERRIDES.items() if m in methods]
+    if differences:  # the heading only with something under it
+        lines += ["", "Differences from the base config:", "", *differences]
+    chosen = f" --methods {','.join(methods)}" if subset else ""
     lines += [
         "",
-        f"Produced by `sslscope study methods --out {out_dir} --steps {steps} --seeds "
+        f"Produced by `sslscope study methods --out {out_dir}{chosen} --steps {steps} --seeds "
         f"{','.join(map(str, seeds))}` with sslscope {env.get('sslscope_version')} "
         f"(git {str(env.get('git_sha'))[:8]}), torch {env.get('torch')}, on "
         f"{env.get('device_name')} ({env.get('threads')} threads). The random-init row is the "
