@@ -83,7 +83,8 @@ class Config:
     deterministic: bool = _opt(False, "use deterministic algorithms only (slower on GPU)")
     threads: int = _opt(
         0, "CPU threads; 0: OMP_NUM_THREADS if set, else the cores not busy with other work "
-        "(recorded in run.json: pass it to reproduce a CPU run bit for bit)"
+        "when the command starts (recorded in run.json: pass it to reproduce a CPU run bit "
+        "for bit)"
     )
     # Speed and scale (sslscope.engine). Under torchrun, batch_size is the global batch.
     sync_batchnorm: bool = _opt(

@@ -4,13 +4,13 @@ On a 2-core machine already running other trainings (a load average of about 4),
 took 3.5 s per step instead of 0.08 s: PyTorch's OpenMP threads spin-wait for cores they do not
 get. Two things fix it, both overridable:
 
-- :func:`prepare_openmp`, called by the command line before torch is imported, sets
-  ``OMP_WAIT_POLICY=PASSIVE`` when other work holds some of the cores (unless the environment
-  says otherwise): an idle OpenMP thread then sleeps instead of spinning on a core another
-  process needs. On an idle machine OpenMP's default stays: it is faster there.
-- :func:`resolve_threads` picks the thread count: the config's ``threads`` when given, else
-  ``OMP_NUM_THREADS`` when set (a study's runner sets it for its children: cores / jobs), else
-  the cores this process may use minus those other processes keep busy now, at least 1.
+- :func:`prepare_openmp`, called by the command line before torch is imported, sets the
+  thread count (``OMP_NUM_THREADS``, unless set) to the cores this process may use minus those
+  other processes keep busy now, at least 1, and ``OMP_WAIT_POLICY=PASSIVE`` when other work
+  holds some of the cores (unless set): an idle OpenMP thread then sleeps instead of spinning
+  on a core another process needs. On an idle machine OpenMP's default wait stays: it is
+  faster there.
+- A config's ``threads`` (``--threads``), when above 0, sets the count for the run itself.
 
 The count changes floating-point reduction order, so it is recorded in ``run.json``
 (``threads``); pass ``--threads`` with that value to reproduce a CPU run bit for bit.
@@ -61,35 +61,17 @@ def free_cores(cores: int | None = None, busy: float | None = None) -> int:
 
 def prepare_openmp(environ: dict[str, str] | None = None, *, free: int | None = None,
                    cores: int | None = None) -> None:
-    """Before torch is imported: on a loaded machine, OpenMP threads wait passively.
+    """Before torch is imported: as many OpenMP threads as free cores, passive when loaded.
 
-    Only when other work holds some of the cores (``free`` < ``cores``, default: measured) and
-    the environment does not set ``OMP_WAIT_POLICY`` itself: on an idle machine the default
-    (spin a while, then sleep) is faster (benchmarks/load.md).
+    Sets ``OMP_NUM_THREADS`` to the free cores unless the environment sets it (a study's
+    runner does for its children: cores / jobs), and, when other work holds some of the cores
+    (``free`` < ``cores``, default: measured), ``OMP_WAIT_POLICY=PASSIVE`` unless set: on an
+    idle machine the default (spin a while, then sleep) is faster (benchmarks/load.md). Only
+    the command line calls it: a program that imports sslscope keeps its own thread settings.
     """
     environ = os.environ if environ is None else environ
     cores = usable_cores() if cores is None else cores
     free = free_cores(cores) if free is None else free
+    environ.setdefault("OMP_NUM_THREADS", str(free))
     if free < cores:
         environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def resolve_threads(requested: int, environ: dict[str, str] | None = None) -> int:
-    """The thread count for a run: ``requested`` if > 0, else OMP_NUM_THREADS, else free cores.
-
-    The free cores are measured once per process, so the runs of one process (a test
-    session, a notebook) all use the same count and give the same numbers.
-    """
-    if requested > 0:
-        return requested
-    environ = os.environ if environ is None else environ
-    given = environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
-        return int(given)
-    global _AUTOMATIC
-    if _AUTOMATIC is None:  # once per process: its runs must not differ with the load
-        _AUTOMATIC = free_cores()
-    return _AUTOMATIC
-
-
-_AUTOMATIC: int | None = None

@@ -66,7 +66,6 @@ from sslscope.parts import Parts, build_parts, resolve_device
 from sslscope.precondition import eigen_precondition
 from sslscope.runs import RunFiles, now, start_run, update_run_info
 from sslscope.schedules import warmup_cosine
-from sslscope.threads import resolve_threads
 from sslscope.views import fixed_views, make_views
 
 
@@ -165,7 +164,8 @@ def train(
 def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, resume: bool,
            stop_at: int | None, progress: bool) -> RunFiles:
     torch.use_deterministic_algorithms(cfg.deterministic)
-    torch.set_num_threads(resolve_threads(cfg.threads))  # recorded in run.json ("threads")
+    if cfg.threads:  # 0 keeps the process's count (the command line's: sslscope.threads)
+        torch.set_num_threads(cfg.threads)  # recorded in run.json ("threads")
     data = load_dataset(cfg.dataset, cfg.data_dir)
     images = data.ssl_images().to(device)  # uint8 (N, C, H, W), resident on the device
     if cfg.batch_size > images.shape[0]:

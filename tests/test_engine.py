@@ -84,7 +84,10 @@ def small_run(tmp_path, name, **options):
 @pytest.mark.slow  # a training run; `make test` stays near 5 minutes
 def test_bf16_and_channels_last_runs_train_like_fp32(tmp_path):
     base = small_run(tmp_path, "fp32")
-    assert small_run(tmp_path, "cl", channels_last=True) == pytest.approx(base, rel=1e-4)
+    # channels_last runs other convolution kernels: float32 rounding differs, and four steps
+    # amplify it. Measured: 5.5e-4 relative on an AMD EPYC, under 1e-4 on the CI machine
+    # before it; a wrong layout would give differences of order 1.
+    assert small_run(tmp_path, "cl", channels_last=True) == pytest.approx(base, rel=2e-3)
     assert small_run(tmp_path, "bf16", precision="bf16") == pytest.approx(base, rel=5e-2)
 
 

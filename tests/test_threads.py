@@ -1,9 +1,9 @@
 """CPU threads under load (sslscope.threads): the choice, its precedence, its record.
 
 Targets asserted: the free cores are the usable ones minus those busy elsewhere, at least 1;
-OMP_WAIT_POLICY becomes PASSIVE only on a loaded machine and never overrides the user's; an
-explicit --threads beats OMP_NUM_THREADS, which beats the automatic choice, which is made once
-per process; a run records its thread count in run.json. The loaded / idle ratios are in
+the command line sets OMP_NUM_THREADS to them, and OMP_WAIT_POLICY=PASSIVE only on a loaded
+machine, never over the user's settings, and torch starts with that count; --threads sets a
+run's count; a run records its thread count in run.json. The loaded / idle ratios are in
 benchmarks/load.md (a benchmark, not a test).
 """
 
@@ -26,23 +26,30 @@ def test_busy_elsewhere_reads_a_number():
     assert threads.busy_elsewhere() >= 0
 
 
-def test_passive_waiting_only_under_load_and_never_over_the_user():
-    idle, loaded, user = {}, {}, {"OMP_WAIT_POLICY": "ACTIVE"}
+def test_the_command_line_sets_threads_and_waiting_unless_the_user_did():
+    idle, loaded = {}, {}
+    user = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
     threads.prepare_openmp(idle, free=2, cores=2)
     threads.prepare_openmp(loaded, free=1, cores=2)
     threads.prepare_openmp(user, free=1, cores=2)
-    assert idle == {} and loaded == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert user == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert idle == {"OMP_NUM_THREADS": "2"}
+    assert loaded == {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    assert user == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
 
 
-def test_precedence(monkeypatch):
-    assert threads.resolve_threads(3, {"OMP_NUM_THREADS": "5"}) == 3
-    assert threads.resolve_threads(0, {"OMP_NUM_THREADS": "5"}) == 5
-    monkeypatch.setattr(threads, "_AUTOMATIC", None)
-    monkeypatch.setattr(threads, "free_cores", lambda: 7)
-    assert threads.resolve_threads(0, {}) == 7
-    monkeypatch.setattr(threads, "free_cores", lambda: 1)  # the load changed: same choice
-    assert threads.resolve_threads(0, {}) == 7
+def test_a_child_process_gets_the_free_cores():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    code = ("from sslscope.entry import main; import sys; sys.argv = ['sslscope', '--help']; "
+            "import os, contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main()\n    except SystemExit: pass\n"
+            "import torch; print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == out[1] and 1 <= int(out[0]) <= threads.usable_cores()
 
 
 def test_a_run_records_its_threads(tmp_path):
