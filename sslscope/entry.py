@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -21,6 +22,8 @@ def main() -> int:
     try:
         from sslscope.cli import main as cli_main
     except KeyboardInterrupt:
-        print("\nsslscope: interrupted (SIGINT) while starting", file=sys.stderr)
-        return 128 + signal.SIGINT
+        print("\nsslscope: interrupted (SIGINT) while starting", file=sys.stderr, flush=True)
+        # Nothing is written yet, and a half-imported torch can turn a normal exit into death
+        # by SIGINT (seen in CI: status -2): leave at once with the shell's status.
+        os._exit(128 + signal.SIGINT)
     return cli_main()
