@@ -22,10 +22,6 @@ def test_free_cores(cores, busy, free):
     assert threads.free_cores(cores, busy) == free
 
 
-def test_busy_elsewhere_reads_a_number():
-    assert threads.busy_elsewhere() >= 0
-
-
 def test_the_command_line_sets_threads_and_waiting_unless_the_user_did():
     idle, loaded = {}, {}
     user = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}

@@ -136,9 +136,10 @@ def infonce_clustering(
     if views is not None:  # the other view of the same image is half of p
         p_sup = (p_sup + torch.eye(n, dtype=f.dtype, device=f.device)) / 2
     loss_of = ClusterKL(p_sup, debias)
+    bank = None if views is None else views.float()  # once, not at every step
     best: tuple[float, nn.Module] | None = None
     for restart in range(restarts):
-        head, final_loss = _train_head(f, views, loss_of, clusters, steps=steps, lr=lr,
+        head, final_loss = _train_head(f, bank, loss_of, clusters, steps=steps, lr=lr,
                                        seed=seed * restarts + restart)
         if best is None or final_loss < best[0]:
             best = (final_loss, head)
@@ -163,8 +164,8 @@ def _train_head(f: Tensor, views: Tensor | None, loss_of: ClusterKL, clusters: i
         else:  # two different copies of every image
             a = torch.randint(views.shape[0], (n,), generator=draws)
             b = (a + torch.randint(1, views.shape[0], (n,), generator=draws)) % views.shape[0]
-            anchors = torch.softmax(head(views[a.to(f.device), rows].float()), dim=1)
-            candidates = torch.softmax(head(views[b.to(f.device), rows].float()), dim=1)
+            anchors = torch.softmax(head(views[a.to(f.device), rows]), dim=1)
+            candidates = torch.softmax(head(views[b.to(f.device), rows]), dim=1)
         loss = loss_of(anchors, candidates)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,15 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from sslscope.config import Config
 from sslscope.data import ImageData
 from sslscope.errors import TrainingDiverged, UserError
 from sslscope.evaluate.suite import extract_features
-from sslscope.files import atomic_write
+from sslscope.files import atomic_write, read_tensors
 from sslscope.instruments.measures import ALL_VIEWS, INSTRUMENTS, ViewPair
 from sslscope.losses import get_method
 from sslscope.models.cross_modal import CrossModalEncoder, split_modalities
@@ -148,11 +147,7 @@ class ArrayLog:
         self.steps, self.rows = [], {}
         if not self.path.is_file():
             return
-        try:
-            saved = load_file(str(self.path))
-        except (SafetensorError, OSError) as err:
-            raise UserError(f"{self.path} is not a readable safetensors file ({err}); delete "
-                            "it to record the instrument afresh") from None
+        saved = read_tensors(self.path, "delete it to record the instrument afresh")
         steps = saved.pop("step")
         keep = steps < step
         self.steps = [int(s) for s in steps[keep].tolist()]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sslscope.errors import UserError
-from sslscope.files import read_json_object, read_jsonl
+from sslscope.files import read_json_object, read_jsonl, read_tensors
 from sslscope.runs import RunFiles
 
 if TYPE_CHECKING:
@@ -215,10 +215,4 @@ def _read_arrays(path: Path, advice: str) -> dict[str, Tensor] | None:
     """The tensors of a safetensors file; None when it is missing; a UserError when unreadable."""
     if not path.is_file():
         return None
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise UserError(f"{path} is not a readable safetensors file ({err}); {advice}.") from err
+    return read_tensors(path, f"{advice}.")
