@@ -350,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sslscope`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the options are read: nothing started yet
+        print("\nsslscope: interrupted (SIGINT)", file=sys.stderr)
+        return 128 + signal.SIGINT
     handlers = {"train": _train, "eval": _eval, "report": _report, "compare": _compare,
                 "export": _export, "study": _study, "icon-table": _icon_table,
                 "bench": _bench, "sweep": _sweep}
@@ -378,12 +382,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # 128 + the signal number, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM.
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         print(f"\nsslscope: interrupted ({signal.Signals(signum).name})"
-              + ("; continue with sslscope train --resume RUN_DIR" if args.command == "train"
-                 else ""), file=sys.stderr)
+              + CONTINUE.get(args.command, ""), file=sys.stderr)
         return 128 + signum
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: How to carry on after an interrupt, by command (the others just start again).
+CONTINUE = {"train": "; continue with sslscope train --resume RUN_DIR",
+            "sweep": "; rerun the same command to continue: finished cells are kept and "
+                     "interrupted ones resume",
+            "study": "; rerun the same command to continue: finished runs are kept and "
+                     "interrupted ones resume"}
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

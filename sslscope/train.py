@@ -92,11 +92,19 @@ class GracefulInterrupt:
     before it preempts a job. Stopping between steps is what makes the checkpoint written then
     resume exactly: an interrupt in the middle of a step could leave the optimizer updated and
     the EMA target not.
+
+    The same signal again within ``DUPLICATE_SECONDS`` is the same notice delivered twice, not a
+    second one: a scheduler that signals every process of a job and the launcher that forwards
+    it (torchrun's agent, a sweep passing it to its trainings) both reach the process within
+    milliseconds of each other.
     """
+
+    DUPLICATE_SECONDS = 0.5
 
     def __enter__(self) -> GracefulInterrupt:
         self.requested = False
         self.signum: int = signal.SIGINT  # the first signal received
+        self._first = 0.0  # when it came (time.monotonic())
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
@@ -104,9 +112,10 @@ class GracefulInterrupt:
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
+        if not self.requested:
+            self.requested, self.signum, self._first = True, signum, time.monotonic()
+        elif signum != self.signum or time.monotonic() - self._first > self.DUPLICATE_SECONDS:
             raise Interrupted(self.signum)
-        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc: object) -> None:
         for signum, previous in self._previous.items():

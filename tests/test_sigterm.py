@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sslscope.checkpoint import read_checkpoint
 from sslscope.files import read_jsonl
 
@@ -64,3 +66,26 @@ def test_ctrl_c_while_starting_is_one_line():
         return
     assert proc.returncode == 128 + signal.SIGINT, err
     assert "Traceback" not in err and err.strip().startswith("sslscope: interrupted"), err
+
+
+def test_the_same_signal_twice_at_once_is_one_notice_a_later_one_aborts(monkeypatch):
+    """A scheduler signalling every process and torchrun's agent passing it on reach a rank
+    milliseconds apart: one notice. A second Ctrl-C a second later, or another signal, aborts."""
+    from sslscope.errors import Interrupted
+    from sslscope.train import GracefulInterrupt
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr("sslscope.train.time.monotonic", lambda: clock["now"])
+    with GracefulInterrupt() as interrupt:
+        interrupt._handle(signal.SIGTERM, None)
+        clock["now"] += 0.01
+        interrupt._handle(signal.SIGTERM, None)  # the duplicate: ignored
+        assert interrupt.requested and interrupt.signum == signal.SIGTERM
+        clock["now"] += 1.0
+        with pytest.raises(Interrupted) as aborted:
+            interrupt._handle(signal.SIGTERM, None)
+        assert aborted.value.signum == signal.SIGTERM
+    with GracefulInterrupt() as interrupt:
+        interrupt._handle(signal.SIGINT, None)
+        with pytest.raises(Interrupted):
+            interrupt._handle(signal.SIGTERM, None)  # another signal, however soon

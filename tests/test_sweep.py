@@ -14,7 +14,7 @@ import pytest
 from sslscope import config as config_lib
 from sslscope.cli import main
 from sslscope.errors import UserError
-from sslscope.studies.runner import threads_per_job
+from sslscope.studies.runner import state, threads_per_job
 from sslscope.studies.sweep import (
     ACCURACY_COLUMNS,
     MAX_NAME,
@@ -221,3 +221,64 @@ def test_a_killed_sweep_rerun_redoes_no_finished_cell(capsys, tmp_path):
     logged = [json.loads(line) for line in (stopped / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in logged if "train/loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 400  # resumed: no step logged twice
+
+
+def _start_endless_sweep(out):
+    """Two 100,000-step cells training side by side; returns the sweep's process once both
+    have logged a few steps."""
+    argv = ["sweep", *TINY, "--method", "mmcr", "--log-every", "1", "--checkpoint-every", "1000",
+            "--grid", "steps=100000,100001", "--out", str(out), "--jobs", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sslscope", *argv], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        logged = [len(p.read_text().splitlines()) for p in out.glob("runs/*/metrics.jsonl")]
+        if len(logged) == 2 and min(logged) >= 3:
+            return proc
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"the sweep did not start both cells: {proc.communicate()}")
+
+
+def _assert_stopped_at_a_step_boundary(out):
+    runs = [p.parent for p in out.glob("runs/*/run.json")]
+    assert len(runs) == 2
+    for run in runs:
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "interrupted", (run.name, info)
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert info["checkpoint_step"] == info["stopped_at"] == rows[-1]["step"] >= 3
+        cfg = config_lib.from_dict(json.loads((run / "config.json").read_text()))
+        assert state(run, cfg) == "resume"  # what the rerun does with it
+
+
+@pytest.mark.slow  # two trainings started and stopped: about 15 s
+def test_sigterm_to_a_sweep_stops_its_trainings_at_a_step_boundary(tmp_path):
+    out = tmp_path / "grid"
+    proc = _start_endless_sweep(out)
+    try:
+        proc.send_signal(signal.SIGTERM)  # the sweep alone, as `kill PID` does
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "interrupted (SIGTERM); rerun the same command" in err and "Traceback" not in err
+    assert stdout.count(": interrupted") == 2
+    _assert_stopped_at_a_step_boundary(out)
+
+
+@pytest.mark.slow
+def test_trainings_of_a_sweep_killed_alone_stop_instead_of_training_on(tmp_path):
+    out = tmp_path / "grid"
+    proc = _start_endless_sweep(out)
+    proc.kill()  # SIGKILL to the sweep only: it can pass nothing on
+    proc.communicate()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        infos = [json.loads(p.read_text()) for p in out.glob("runs/*/run.json")]
+        if all(info["status"] != "running" for info in infos):
+            break
+        time.sleep(0.2)
+    _assert_stopped_at_a_step_boundary(out)

@@ -4,7 +4,8 @@ Target asserted: a 2-process run's loss at every step and its weights after the 
 equal a single-process run's on the same global batch (float reduction order aside: 1e-5),
 for one method of each family — two-view (VICReg), K-view (MMCR, 4 views), EMA target (BYOL)
 and cross-modal (CLIP); a 2-process run stopped and resumed through ``sslscope train`` equals
-the uninterrupted one; bad input stops every rank with one sentence and status 2; a rank that
+the uninterrupted one; a scheduler's SIGTERM stops every rank at one step boundary with a
+checkpoint; bad input stops every rank with one sentence and status 2; a rank that
 crashes ends the job instead of leaving the other waiting.
 
 The models have no BatchNorm (a linear backbone, a one-layer projector, BYOL with a linear
@@ -18,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,11 @@ from safetensors.torch import load_file
 
 import sslscope.train
 from sslscope import config as config_lib
+from sslscope.checkpoint import read_checkpoint
 from sslscope.distributed import World
 from sslscope.engine import check_engine
 from sslscope.errors import UserError
+from sslscope.files import read_jsonl
 from sslscope.train import train
 
 WORKER = Path(__file__).parent / "workers" / "torchrun_train.py"
@@ -201,3 +205,47 @@ def test_sync_batchnorm_on_two_gpus_trains_what_one_gpu_trains(tmp_path, monkeyp
     monkeypatch.setattr(sslscope.train, "write_final_evaluation", lambda *a, **k: None)
     train(cfg, tmp_path / "one", progress=False)
     assert_same_training(tmp_path / "runs" / "vicreg", tmp_path / "one", tol=1e-4)
+
+
+@pytest.mark.slow  # one torchrun launch stopped and one resumed: about 30 s
+def test_sigterm_to_a_torchrun_job_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path):
+    """As a scheduler preempts a job: SIGTERM to every process of it (torchrun's agent, which
+    passes it on as well, and both ranks). All ranks stop at the same step boundary, the
+    checkpoint holds that step, no metrics row is past it, and the job resumes."""
+    cfg_path = tmp_path / "vicreg.json"
+    cfg_path.write_text(json.dumps(config_lib.to_dict(
+        config_lib.replace(config("vicreg"), steps=100_000, checkpoint_every=100_000))))
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "sslscope",
+               "train", "--config", str(cfg_path), "--run-dir", str(run), "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        metrics = run / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # torchrun's agent ends with its own SignalException (status 1); our ranks say one line.
+    assert err.count("sslscope: interrupted (SIGTERM)") == 2, err[-3000:]
+    assert re.search(r'File "[^"]*/sslscope/', err) is None, err[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted", info
+    stopped = info["stopped_at"]
+    _, header = read_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert header["info"]["step"] == info["checkpoint_step"] == stopped >= 3
+    logged = [r["step"] for r in read_jsonl(metrics) if "train/loss" in r]
+    assert logged == list(range(1, stopped + 1))  # none lost, none twice, none past the stop
+    again = torchrun("-m", "sslscope", "train", "--resume", run, "--no-progress",
+                     "--stop-at", stopped + 2)
+    assert again.returncode == 0, again.stderr[-3000:]
+    _, header = read_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert header["info"]["step"] == stopped + 2

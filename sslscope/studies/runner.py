@@ -14,14 +14,23 @@ in one run is a sentence, not a dead study. Rerunning the study:
 ``parallel`` runs that many children at once with cores / parallel threads each (at most the
 ``OMP_NUM_THREADS`` of this process, when set): two processes with two OpenMP threads each on
 two cores spin-wait and run several times slower.
+
+Stopping a study: a SIGINT or SIGTERM reaching this process (Ctrl-C, ``kill``, a scheduler) is
+passed on to the trainings running now, each of which stops at its next step boundary with a
+checkpoint; no further run starts; :func:`run_jobs` waits for them and raises
+:class:`~sslscope.errors.Interrupted`. Rerunning the study resumes them. Each child is also told
+to stop (SIGTERM) if this process dies without passing a signal on (a SIGKILL of the study
+alone), so no orphan trains on into a directory the rerun resumes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +38,8 @@ from pathlib import Path
 
 from sslscope import config as config_lib
 from sslscope.config import Config
-from sslscope.errors import UserError
+from sslscope.entry import STOP_WITH_PARENT
+from sslscope.errors import Interrupted, UserError
 from sslscope.files import atomic_write_json, read_json_object
 from sslscope.runs import RunFiles
 
@@ -68,18 +78,50 @@ def threads_per_job(parallel: int) -> int:
     return max(1, threads)
 
 
-def _child(command: list[str], threads: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+class _Children:
+    """The trainings running now, so that a stop reaches each of them once and none starts after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen] = set()
+        self.stopping: int | None = None  # the signal that stopped the study
+
+    def run(self, command: list[str], threads: int) -> subprocess.CompletedProcess | None:
+        """``command`` in a child process, to its end; None when the study is stopping."""
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               STOP_WITH_PARENT: str(os.getpid())}
+        with self._lock:  # a stop between this check and Popen would miss the new child
+            if self.stopping is not None:
+                return None
+            child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            self._live.add(child)
+        try:
+            out, err = child.communicate()
+        finally:
+            with self._lock:
+                self._live.discard(child)
+        return subprocess.CompletedProcess(command, child.returncode, out, err)
+
+    def stop(self, signum: int) -> None:
+        """Pass ``signum`` on to every running child; start no more."""
+        with self._lock:
+            self.stopping = signum
+            for child in self._live:
+                if child.poll() is None:
+                    child.send_signal(signum)
 
 
-def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], None]) -> None:
+def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], None],
+                 children: _Children) -> None:
+    if children.stopping is not None:
+        return  # stopped before this run's turn: the rerun does it
     what = state(run_dir, job.cfg)
     if what == "finished":
         # `sslscope train` writes the report after run.json says finished; a kill in between
         # leaves a finished run without it, which only needs the report, not a retraining.
         if not RunFiles(run_dir).report.is_file():
-            _child([sys.executable, "-m", "sslscope", "report", str(run_dir)], threads)
+            children.run([sys.executable, "-m", "sslscope", "report", str(run_dir)], threads)
         log(f"{job.name}: finished already, skipped")
         return
     if what == "fresh" and run_dir.exists():
@@ -93,8 +135,13 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
     command += (["--resume", str(run_dir)] if what == "resume"
                 else ["--config", str(config_file), "--run-dir", str(run_dir)])
     log(f"{job.name}: {'resuming' if what == 'resume' else 'training'}")
-    done = _child(command, threads)
+    done = children.run(command, threads)
     config_file.unlink(missing_ok=True)
+    if done is None:
+        return
+    if children.stopping is not None and done.returncode == 128 + children.stopping:
+        log(f"{job.name}: interrupted")
+        return
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
         raise UserError(f"run {job.name} failed ({run_dir}): {lines[-1]}")
@@ -118,15 +165,43 @@ def run_jobs(jobs: Sequence[Job], runs_dir: str | Path, *, parallel: int = 1,
         raise UserError(f"duplicate run names in a study: {names}")
     runs_dir = Path(runs_dir)
     threads = threads_per_job(parallel)
-    with ThreadPoolExecutor(max_workers=max(parallel, 1)) as pool:
-        futures = [pool.submit(_train_child, job, runs_dir / job.name, threads, log)
-                   for job in jobs]
+    children = _Children()
+    pool = ThreadPoolExecutor(max_workers=max(parallel, 1))
+    futures = [pool.submit(_train_child, job, runs_dir / job.name, threads, log, children)
+               for job in jobs]
+    try:
+        first_failure: UserError | None = None
         for job, future in zip(jobs, futures, strict=True):
             try:
                 future.result()
             except UserError as e:
-                if failed is None:
-                    raise  # the first failure, in job order; the pool still finishes the rest
-                failed[job.name] = str(e)
+                if failed is None:  # the first failure, in job order, once all have run
+                    first_failure = first_failure or e
+                else:
+                    failed[job.name] = str(e)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through the command line's handler
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        _stop_and_wait(children, futures, signum)
+        raise Interrupted(signum) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if first_failure is not None:
+        raise first_failure
     return {job.name: RunFiles(runs_dir / job.name) for job in jobs}
+
+
+def _stop_and_wait(children: _Children, futures: list, signum: int) -> None:
+    """Pass ``signum`` to the running children and wait until each has stopped.
+
+    Another signal while waiting is passed on too: a child's second signal aborts its step
+    in flight, keeping its last checkpoint (:class:`sslscope.train.GracefulInterrupt`).
+    """
+    children.stop(signum)
+    for future in futures:
+        while True:
+            try:
+                future.exception()  # waits; a failure was reported by the child already
+                break
+            except KeyboardInterrupt as again:
+                children.stop(again.signum if isinstance(again, Interrupted) else signal.SIGINT)
 
