@@ -130,15 +130,24 @@ def _report_and_summary(files: RunFiles) -> None:
     from sslscope.files import read_json_object
     from sslscope.report import build_report
 
+    def report() -> None:
+        try:
+            build_report(files.root)
+        except OSError as e:  # a full disk after training: the run itself is whole
+            where = f" writing {shown(e.filename, 300)}" if e.filename else ""
+            raise UserError(f"the run finished, but its report was not written ({e.strerror}"
+                            f"{where}): make room, then run sslscope report "
+                            f"{shown(files.root, 300)}") from None
+
     evaluation = read_json_object(files.evaluation)
     if evaluation is None:
         if (read_json_object(files.run_info) or {}).get("status") == "finished":
-            build_report(files.root)  # finished without labels: no table, but a report
+            report()  # finished without labels: no table, but a report
             print(f"report: {files.report}")
         else:
             print(f"stopped; continue with: sslscope train --resume {files.root}")
         return
-    build_report(files.root)
+    report()
     rows = evaluation["rows"]
     widths = [max(8, len(name)) for name in PROBES.values()]
     print(f"\n{'test accuracy':<28}" + "".join(
@@ -375,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sslscope: stopped: {e}", file=sys.stderr)
         return EXIT_PEER_LOST
     except OSError as e:  # a full disk, a read-only place, a name too long, a file in the way
-        where = f": {shown(e.filename)}" if e.filename else ""
+        where = f": {shown(e.filename, 300)}" if e.filename else ""
         print(f"sslscope: error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:

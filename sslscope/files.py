@@ -7,6 +7,7 @@ see either the old file or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -46,6 +47,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         if type(error).__name__ == "SafetensorError":  # its I/O errors are not OSErrors
             code = errno.ENOSPC if "No space left" in str(error) else errno.EIO
             raise OSError(code, os.strerror(code), str(path)) from error
+        if isinstance(error, OSError) and error.errno and not error.filename:
+            # A write deep in a library names no file; the sentence the user reads should.
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
     return path
 
@@ -123,11 +127,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
-    """Append one JSON object as a line and flush it to disk."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one JSON object as a line and flush it to disk.
+
+    A write that fails (a full disk) is cut back off, so the file never ends in half a line
+    that the next append would fuse with its own.
+    """
+    data = memoryview((json.dumps(row) + "\n").encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:  # unbuffered: a failed write is seen here, not again when a buffer is closed
+        size = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # needs no space
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    finally:
+        os.close(fd)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -18,8 +18,11 @@ Every other module asks :class:`RunFiles` for these paths, so the layout is writ
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from torch import nn
 
 from sslscope import config as config_lib
 from sslscope.checkpoint import load_checkpoint
-from sslscope.errors import UserError
+from sslscope.errors import UserError, shown
 from sslscope.files import (
     atomic_write_json,
     read_json_object,
@@ -147,7 +150,26 @@ def update_run_info(files: RunFiles, **fields: Any) -> None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             info = {}
     info.update(fields)
-    atomic_write_json(files.run_info, info)
+    try:
+        atomic_write_json(files.run_info, info)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT) or not files.run_info.is_file():
+            raise
+        # A full disk has no room for the new copy the atomic write needs, but the old file's
+        # blocks are its own: rewriting it in place keeps run.json true (a run that stopped
+        # says so, not "running"). Only here, where the alternative is a status that lies.
+        data = (json.dumps(info, indent=2) + "\n").encode("utf-8")
+        if len(data) > files.run_info.stat().st_blocks * 512:  # it would need a new block
+            raise
+        _rewrite_in_place(files.run_info, data)
+
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def start_run(
@@ -194,11 +216,29 @@ def start_run(
             raise UserError(
                 f"run directory {files.root} is not empty; pass --resume or --overwrite"
             )
-        files.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(files.config, config_lib.to_dict(cfg))
-        update_run_info(files, **environment(device), loss_kwargs=loss_kwargs, started=now())
+        _start_fresh(files, cfg, environment(device), loss_kwargs)
+        return start, elapsed
     update_run_info(files, status="running", finished=None)
     return start, elapsed
+
+
+def _start_fresh(files: RunFiles, cfg: config_lib.Config, env: dict[str, Any],
+                 loss_kwargs: dict[str, Any]) -> None:
+    """Write config.json and run.json of a new run; on a failed write, neither (nor the dir)."""
+    created = not files.root.exists()
+    files.root.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_json(files.config, config_lib.to_dict(cfg))
+        update_run_info(files, **env, loss_kwargs=loss_kwargs, started=now(), status="running",
+                        finished=None)
+    except OSError as error:  # a full disk, a quota: leave the place as it was
+        for path in (files.config, files.run_info):
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                files.root.rmdir()
+        where = f" writing {shown(error.filename, 300)}" if error.filename else ""
+        raise UserError(f"{error.strerror or error}{where}; nothing was written") from None
 
 
 def _same_config(info: dict[str, Any], cfg: config_lib.Config, files: RunFiles) -> None:

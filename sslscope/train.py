@@ -17,8 +17,10 @@ run would, and the checkpoint only needs weights, optimizer state and the step.
 
 from __future__ import annotations
 
+import errno
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +58,7 @@ from sslscope.errors import (
     TrainingCollapsed,
     TrainingDiverged,
     UserError,
+    shown,
 )
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
@@ -210,11 +213,14 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
     def clock() -> float:
         return elapsed + time.perf_counter() - t0
 
+    saved = {"step": start if files.checkpoint.is_file() else None}  # the checkpoint's step
+
     def checkpoint(step: int) -> None:
         if world.main:
             save_checkpoint(files.checkpoint, {"parts": parts.modules}, optimizer,
                             {"step": step, "elapsed": clock(),
                              "config": config_lib.to_dict(cfg)})
+            saved["step"] = step
             update_run_info(files, checkpoint_step=step)  # a later --resume expects it
 
     def evaluate(step: int) -> dict[str, float]:
@@ -230,7 +236,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main),
                desc=cfg.method, unit="step")
     status: dict = {"status": "failed"}  # run.json's word if an error escapes the loop
-    step, interrupted = start, False
+    step, done, interrupted = start, start, False  # done: the updates made so far
     try:
         with GracefulInterrupt() as interrupt:
             for step in range(start, cfg.steps + 1):
@@ -301,6 +307,10 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
         if status["status"] != "interrupted":  # a second Ctrl-C, mid-step: the last save stays
             status = {"status": "interrupted"}
         raise
+    except OSError as e:  # a full disk, a quota, a file system gone read-only
+        sentence = write_failed(e, done, saved["step"], files)
+        status = {"status": "failed", "error": sentence}
+        raise UserError(sentence) from None
     except RuntimeError as e:
         if not peer_failed(e):
             raise
@@ -312,7 +322,13 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
         if log is not None:
             log.close()
         if world.main:
-            update_run_info(files, **status)
+            try:
+                update_run_info(files, **status)
+            except OSError:
+                # A disk that refused the last write refuses this one too (read-only: even in
+                # place); the error already on its way names the file it refused first.
+                if sys.exc_info()[0] is None:
+                    raise
 
 
 def view_drawer(cfg: Config, images: Tensor, n_views: int, device: torch.device,
@@ -360,6 +376,19 @@ def ema_decays(cfg: Config, schedule: str) -> np.ndarray:
     if schedule == "cosine":
         return cosine_ema_decay(cfg.ema_decay, cfg.steps)
     return np.full(cfg.steps, cfg.ema_decay)
+
+
+def write_failed(error: OSError, step: int, saved: int | None, files: RunFiles) -> str:
+    """The sentence for a write that failed mid-run: which file, what is kept, what to do."""
+    what = error.strerror or str(error)
+    where = f" writing {shown(error.filename, 300)}" if error.filename else ""
+    kept = (f"the checkpoint of step {saved} is intact" if saved is not None
+            else "no checkpoint was written yet")
+    fix = ("free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "make the run directory writable")
+    resume = (f", then continue with sslscope train --resume {shown(files.root, 300)}"
+              if saved is not None else ", then start again")
+    return f"{what}{where}; training stopped at step {step}; {kept}: {fix}{resume}"
 
 
 def check_finite(loss: float, step: int, files: RunFiles, cfg: Config) -> None:

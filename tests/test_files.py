@@ -53,3 +53,49 @@ def test_a_failed_atomic_write_keeps_the_old_file(tmp_path):
         atomic_write(path, full_disk)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_an_append_cut_short_by_a_full_disk_leaves_whole_lines(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from sslscope.files import append_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"step": 1})
+    real_write = os.write
+
+    def half_then_full(fd, data):  # the kernel wrote part of the line, then the disk was full
+        if len(data) > 4:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("sslscope.files.os.write", half_then_full)
+    with pytest.raises(OSError) as failed:
+        append_jsonl(path, {"step": 2, "train/loss": 1.5})
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(path)
+    monkeypatch.undo()
+    assert path.read_text() == '{"step": 1}\n'  # the half line is cut back off
+    append_jsonl(path, {"step": 2})
+    assert [r["step"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_run_json_is_rewritten_in_place_when_the_disk_has_no_room_for_a_copy(tmp_path,
+                                                                             monkeypatch):
+    import errno
+
+    from sslscope.runs import RunFiles, update_run_info
+
+    files = RunFiles(tmp_path)
+    update_run_info(files, status="running", checkpoint_step=5)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "run.json")
+
+    monkeypatch.setattr("sslscope.runs.atomic_write_json", full)
+    update_run_info(files, status="failed")
+    assert json.loads(files.run_info.read_text()) == {"status": "failed", "checkpoint_step": 5}
+    monkeypatch.setattr("sslscope.runs.atomic_write_json",
+                        lambda *a: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only")))
+    with pytest.raises(OSError):  # read-only: in place would fail too, and is not tried
+        update_run_info(files, status="interrupted")

@@ -14,7 +14,7 @@ import pytest
 
 from sslscope import config as config_lib
 from sslscope.cli import main
-from sslscope.errors import TrainingDiverged
+from sslscope.errors import TrainingDiverged, UserError
 from sslscope.files import read_jsonl
 from sslscope.train import train
 from tests.conftest import tiny_config
@@ -97,7 +97,7 @@ def test_unwritable_outputs_are_one_sentence(tmp_path, capsys, monkeypatch):
     assert code == 2 and "No space left on device" in err, err
 
 
-def test_a_failed_checkpoint_write_is_an_os_error_not_a_safetensors_one(tmp_path, monkeypatch):
+def test_a_failed_checkpoint_write_is_a_sentence_not_a_safetensors_error(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
     from sslscope import checkpoint
@@ -106,9 +106,12 @@ def test_a_failed_checkpoint_write_is_an_os_error_not_a_safetensors_one(tmp_path
         raise SafetensorError("Error while serializing: IoError(No space left on device)")
 
     monkeypatch.setattr(checkpoint, "save_file", failing_save)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(UserError, match=r"No space left on device writing \S+last.safetensors; "
+                       r"training stopped at step 2; no checkpoint was written yet: free some "
+                       r"space, then start again"):
         train(tiny_config(steps=4, checkpoint_every=2), tmp_path / "r", progress=False)
     assert not list((tmp_path / "r").rglob("*.tmp"))
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
 
 
 def test_compare_and_export_into_an_unwritable_place_are_one_sentence(finished_run, tmp_path,
