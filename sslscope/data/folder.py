@@ -126,7 +126,10 @@ def load_image_folder(
     for path in files:  # headers only: Image.open does not decode pixels
         with _open(image_module, path) as im:
             modes.append(im.mode)
-            sizes.append(_upright_size(im))
+            try:  # the EXIF block can be where a truncated file ends
+                sizes.append(_upright_size(im))
+            except (OSError, ValueError, SyntaxError) as error:
+                raise UserError(f"cannot read image {path} ({error})") from None
     mode = "L" if all(m in GRAY_MODES for m in modes) else "RGB"
     if size is None:
         for path, wh in zip(files, sizes, strict=True):
