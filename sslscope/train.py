@@ -17,8 +17,6 @@ run would, and the checkpoint only needs weights, optimizer state and the step.
 
 from __future__ import annotations
 
-import errno
-import math
 import signal
 import sys
 import threading
@@ -58,7 +56,6 @@ from sslscope.errors import (
     TrainingCollapsed,
     TrainingDiverged,
     UserError,
-    shown,
 )
 from sslscope.methods import Outputs
 from sslscope.metrics_log import MetricsLog
@@ -69,6 +66,7 @@ from sslscope.parts import Parts, build_parts, resolve_device
 from sslscope.precondition import eigen_precondition
 from sslscope.runs import RunFiles, now, start_run, update_run_info
 from sslscope.schedules import warmup_cosine
+from sslscope.stops import GradientWatch, check_finite, write_failed
 from sslscope.views import fixed_views, make_views
 
 
@@ -235,6 +233,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
     networks = step_forward(parts, cfg, world, device, forward)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main),
                desc=cfg.method, unit="step")
+    gradients = GradientWatch([p for g in optimizer.param_groups for p in g["params"]], device)
     status: dict = {"status": "failed"}  # run.json's word if an error escapes the loop
     step, done, interrupted = start, start, False  # done: the updates made so far
     try:
@@ -261,6 +260,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
                 loss = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # under DDP this also averages the gradients over ranks
+                gradients.update(step + 1, loss)
                 optimizer.step()
                 if after_step is not None:
                     after_step()  # CLIP's clamp of its logit scale
@@ -273,6 +273,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
                 if log_now or save_now:
                     # The host syncs of training: once per logged or saved step, never between.
                     values = torch.stack([t.detach() for t in (loss, *terms.values())]).tolist()
+                    gradients.check(files, cfg)  # where it began, before what it led to
                     check_finite(values[0], done, files, cfg)
                 if log_now and log is not None:
                     log.append({
@@ -284,6 +285,7 @@ def _train(cfg: Config, files: RunFiles, world: World, device: torch.device, res
                 if save_now:
                     checkpoint(done)
                 bar.update(1)
+        gradients.check(files, cfg)  # a stop between logged steps saves no spoiled weights
         checkpoint(step)
         final_row: dict[str, float] = {}
         if step == cfg.steps and step in observe_steps:
@@ -376,26 +378,3 @@ def ema_decays(cfg: Config, schedule: str) -> np.ndarray:
     if schedule == "cosine":
         return cosine_ema_decay(cfg.ema_decay, cfg.steps)
     return np.full(cfg.steps, cfg.ema_decay)
-
-
-def write_failed(error: OSError, step: int, saved: int | None, files: RunFiles) -> str:
-    """The sentence for a write that failed mid-run: which file, what is kept, what to do."""
-    what = error.strerror or str(error)
-    where = f" writing {shown(error.filename, 300)}" if error.filename else ""
-    kept = (f"the checkpoint of step {saved} is intact" if saved is not None
-            else "no checkpoint was written yet")
-    fix = ("free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT)
-           else "make the run directory writable")
-    resume = (f", then continue with sslscope train --resume {shown(files.root, 300)}"
-              if saved is not None else ", then start again")
-    return f"{what}{where}; training stopped at step {step}; {kept}: {fix}{resume}"
-
-
-def check_finite(loss: float, step: int, files: RunFiles, cfg: Config) -> None:
-    """The divergence guard: a non-finite loss stops the run, keeping the last good checkpoint."""
-    if not math.isfinite(loss):
-        kept = (f"the last good checkpoint is kept in {files.checkpoint}"
-                if files.checkpoint.is_file() else
-                f"no checkpoint was written yet (every {cfg.checkpoint_every} steps)")
-        raise TrainingDiverged(f"the loss became {loss} at step {step}; {kept}; lower the "
-                               f"learning rate (now {cfg.lr:g})")

@@ -80,6 +80,37 @@ def test_divergence_before_any_checkpoint_says_so(tmp_path, monkeypatch):
               progress=False)
 
 
+def test_non_finite_gradients_under_a_finite_loss_stop_at_the_step_they_began(tmp_path,
+                                                                            monkeypatch):
+    """0 · √(z − z) adds nothing to the loss but a NaN to every gradient (0 · ∞): from step 3
+    on. Logged every 5 steps, saved every 2: the run stops at the check of step 4, names step
+    3 and the finite loss, and keeps the checkpoint of step 2, whose weights are finite."""
+    import torch
+    from safetensors.torch import load_file
+
+    from sslscope import losses
+
+    calls = {"n": 0}
+
+    def sqrt_at_zero(z_a, z_b, **kwargs):
+        terms = losses.vicreg_terms(z_a, z_b, **kwargs)
+        calls["n"] += torch.is_grad_enabled()  # training steps; not the config's dry run
+        if calls["n"] >= 3:
+            terms["invariance"] = terms["invariance"] + 0 * torch.sqrt(z_a - z_a).sum()
+        return terms
+
+    patch_terms(monkeypatch, "vicreg", sqrt_at_zero)
+    run = tmp_path / "r"
+    with pytest.raises(TrainingDiverged, match=r"the gradients became non-finite at step 3 while "
+                       r"the loss was finite \([0-9.]+\): usually a square root.*the last good "
+                       r"checkpoint is kept"):
+        train(tiny_config(steps=10, log_every=5, checkpoint_every=2), run, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "diverged" and info["checkpoint_step"] == 2
+    saved = load_file(str(run / "checkpoints" / "last.safetensors"))
+    assert all(torch.isfinite(t).all() for t in saved.values() if t.is_floating_point())
+
+
 def test_unwritable_outputs_are_one_sentence(tmp_path, capsys, monkeypatch):
     a_file = tmp_path / "file"
     a_file.write_text("not a directory")
