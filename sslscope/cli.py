@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "curves. Figures go to\nfigures/ next to the page.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="run directories (each with a config.json), shown in this order")
-    p.add_argument("--out", default="compare.html", metavar="FILE",
+    p.add_argument("--out", default="runs/compare.html", metavar="FILE",
                    help="the page to write (default: %(default)s)")
     p = sub.add_parser("export", help="write the trained encoder as safetensors + JSON",
                        formatter_class=_FORMATTER,

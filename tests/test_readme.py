@@ -17,3 +17,28 @@ def test_cli_reference_matches_help():
     readme = (ROOT / "README.md").read_text()
     assert START in readme and END in readme
     assert render(readme) == readme, "run `make readme` to refresh the CLI reference"
+
+
+def test_following_the_readme_writes_under_runs_not_into_the_repository():
+    """Every output a README command line names (--out, --run-dir), and every default one,
+    goes under the git-ignored runs/ (or a benchmark's own folder): a newcomer who pastes the
+    examples neither litters the checkout nor overwrites the committed docs/results/."""
+    import re
+
+    from sslscope.cli import build_parser
+    from sslscope.studies import STUDIES
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    named = [m.group(2) for block in blocks
+             for m in re.finditer(r"(--out|--run-dir)[ =](\S+)", block)]
+    assert len(named) > 10  # the examples are where this looks
+    assert [p for p in named if not p.startswith(("runs/", "RUN", "OUT", "DIR"))] == []
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    defaults = {"compare": sub["compare"].get_default("out"),
+                "sweep": sub["sweep"].get_default("out")}
+    studies = next(a for a in sub["study"]._actions if a.dest == "name").choices
+    defaults |= {f"study {name}": studies[name].get_default("out") for name in STUDIES}
+    assert {k: v for k, v in defaults.items() if not v.startswith("runs/")} == {}

@@ -323,7 +323,13 @@ def test_compare_figures_have_one_entry_per_seed_group(tmp_path, digits):
     ax = compare._probe_figure(records, names, groups).axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
     assert len(ax.lines) == 4 and ax.get_xscale() == "log"
-    assert [a.get_title() for a in compare._loss_figure(records, names, groups).axes[:3]] == labels
+    loss_axes = compare._loss_figure(records, names, groups).axes
+    assert [a.get_title() for a in loss_axes[:3]] == labels
+    # One run, one look across the figures: the same colour and line style in both.
+    look = {(line.get_color(), line.get_linestyle()) for line in ax.lines}
+    assert [(line.get_color(), line.get_linestyle()) for line in ax.lines] == [
+        (line.get_color(), line.get_linestyle()) for a in loss_axes[:3] for line in a.lines]
+    assert len(look) == 4  # and four runs look four ways
 
     for d in dirs:  # keep only each run's last evaluation: a study that evaluates at the end
         rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]

@@ -229,6 +229,10 @@ def _group_labels(records: list[RunRecord], names: list[str], groups: list[list[
     return labels
 
 
+#: Line styles of a group's runs, in order (the colour is the group's).
+RUN_STYLES = ("-", "--", ":", "-.")
+
+
 def _probe_figure(
     records: list[RunRecord], names: list[str], groups: list[list[int]]
 ) -> Figure | None:
@@ -261,10 +265,9 @@ def _probe_figure(
         ax.set_ylabel("final h linear-probe test accuracy (%)")
         ax.grid(alpha=0.3, axis="y")
         return fig
-    styles = ["-", "--", ":", "-."]
     for g, nth, steps, acc in curves:
         ax.plot(steps + 1, 100 * acc, marker="o", markersize=3, color=f"C{g % 10}",
-                linestyle=styles[nth % len(styles)],
+                linestyle=RUN_STYLES[nth % len(RUN_STYLES)],
                 label=mpl_text(labels[g]) if nth == 0 else None)
     style_step_axis(ax, "h linear-probe test accuracy (%)")
     return fig
@@ -273,7 +276,10 @@ def _probe_figure(
 def _loss_figure(
     records: list[RunRecord], names: list[str], groups: list[list[int]]
 ) -> Figure | None:
-    """One panel per group (loss scales differ across methods), its runs overlaid."""
+    """One panel per group (loss scales differ across methods), its runs overlaid.
+
+    A run has one look on the whole page: its group's colour, its line style within the group.
+    """
     series = [record.series("train/loss") for record in records]
     if not any(np.isfinite(values).any() for _, values in series):
         return None
@@ -282,12 +288,13 @@ def _loss_figure(
     rows = math.ceil(len(groups) / cols)
     fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, label, group in zip(axes, labels, groups, strict=False):
+    for g, (ax, label, group) in enumerate(zip(axes, labels, groups, strict=False)):
         drawn = False
         for nth, i in enumerate(group):
             steps, values = series[i]
-            if np.isfinite(values).any():
-                ax.plot(steps, values, color=f"C{nth % 10}", linewidth=1.0, alpha=0.85)
+            if np.isfinite(values).any():  # the run's colour and line style of the probe figure
+                ax.plot(steps, values, color=f"C{g % 10}", linestyle=RUN_STYLES[nth % 4],
+                        linewidth=1.0, alpha=0.85)
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "no loss logged", ha="center", transform=ax.transAxes)

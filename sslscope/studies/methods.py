@@ -1,6 +1,6 @@
 """Every objective at the same budget on the same data, with seeds: one table.
 
-``sslscope study methods --out docs/results`` trains each method of
+``sslscope study methods --out runs/methods`` trains each method of
 :data:`sslscope.losses.METHODS` for each seed with the base config (small CNN, batch 256,
 AdamW, the digits augmentation), then writes ``results.md`` with linear-probe, kNN, NCC and
 k-means (Hungarian) test accuracy on the backbone output h as mean ± std over seeds, next to
@@ -144,7 +144,7 @@ def compare_methods(
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common(parser, out="docs/results")
+    add_common(parser, out="runs/methods")
     parser.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
     parser.add_argument("--steps", type=int, default=500,
                         help="steps per run (default: %(default)s)")
