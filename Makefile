@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sslscope train --preset demo --run-dir runs/demo --overwrite
+	$(BIN)/sslscope train --preset demo --threads 2 --run-dir runs/demo --overwrite
 
 # The default set: under 5 minutes on an idle 2-core machine.
 test: $(STAMP)

@@ -123,11 +123,27 @@ def git_sha() -> str | None:
         return None
 
 
+def cpu_name() -> str:
+    """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), "" where unknown.
+
+    Linux's /proc/cpuinfo has it; platform.processor() there says only "x86_64". Floating-point
+    results of a CPU run can change with the processor, so it is part of what a run ran on.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """What the run ran on: versions, device name, threads (airbench prints this too)."""
     from sslscope import __version__
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "sslscope_version": __version__,
         "torch": torch.__version__,
