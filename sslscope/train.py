@@ -17,6 +17,7 @@ run would, and the checkpoint only needs weights, optimizer state and the step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -117,9 +118,12 @@ class GracefulInterrupt:
         if not self.requested:
             self.requested, self.signum, self._first = True, signum, time.monotonic()
             if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-                print(f"\nsslscope: {signal.Signals(signum).name}: stopping after this step, "
-                      "with a checkpoint (send it again to stop at once)", file=sys.stderr,
-                      flush=True)
+                # Never fails the stop: the reader of stderr may be gone (the SIGTERM of an
+                # orphan whose study died), and a BrokenPipeError here would end the run.
+                with contextlib.suppress(OSError):
+                    print(f"\nsslscope: {signal.Signals(signum).name}: stopping after this "
+                          "step, with a checkpoint (send it again to stop at once)",
+                          file=sys.stderr, flush=True)
         elif signum != self.signum or time.monotonic() - self._first > self.DUPLICATE_SECONDS:
             raise Interrupted(self.signum)
 

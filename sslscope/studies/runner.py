@@ -86,22 +86,32 @@ class _Children:
         self._live: set[subprocess.Popen] = set()
         self.stopping: int | None = None  # the signal that stopped the study
 
-    def run(self, command: list[str], threads: int) -> subprocess.CompletedProcess | None:
-        """``command`` in a child process, to its end; None when the study is stopping."""
+    def run(self, command: list[str], threads: int,
+            output: Path) -> subprocess.CompletedProcess | None:
+        """``command`` in a child process, to its end; None when the study is stopping.
+
+        Its stdout and stderr go to the file ``output`` (read back into ``stdout``, then
+        deleted), not to a pipe: a child orphaned by the study's death would otherwise meet a
+        broken pipe at its next line of output, and fail the run it is stopping cleanly.
+        """
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                STOP_WITH_PARENT: str(os.getpid())}
-        with self._lock:  # a stop between this check and Popen would miss the new child
-            if self.stopping is not None:
-                return None
-            child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-            self._live.add(child)
-        try:
-            out, err = child.communicate()
-        finally:
-            with self._lock:
-                self._live.discard(child)
-        return subprocess.CompletedProcess(command, child.returncode, out, err)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with open(output, "wb") as sink:
+            with self._lock:  # a stop between this check and Popen would miss the new child
+                if self.stopping is not None:
+                    return None
+                child = subprocess.Popen(command, env=env, stdout=sink,
+                                         stderr=subprocess.STDOUT)
+                self._live.add(child)
+            try:
+                child.wait()
+            finally:
+                with self._lock:
+                    self._live.discard(child)
+        text = output.read_text(encoding="utf-8", errors="replace")
+        output.unlink(missing_ok=True)
+        return subprocess.CompletedProcess(command, child.returncode, text, "")
 
     def stop(self, signum: int) -> None:
         """Pass ``signum`` on to every running child; start no more."""
@@ -121,7 +131,8 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
         # `sslscope train` writes the report after run.json says finished; a kill in between
         # leaves a finished run without it, which only needs the report, not a retraining.
         if not RunFiles(run_dir).report.is_file():
-            children.run([sys.executable, "-m", "sslscope", "report", str(run_dir)], threads)
+            children.run([sys.executable, "-m", "sslscope", "report", str(run_dir)], threads,
+                         run_dir.parent / f".{job.name}.log")
         log(f"{job.name}: finished already, skipped")
         return
     if what == "fresh" and run_dir.exists():
@@ -135,7 +146,7 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
     command += (["--resume", str(run_dir)] if what == "resume"
                 else ["--config", str(config_file), "--run-dir", str(run_dir)])
     log(f"{job.name}: {'resuming' if what == 'resume' else 'training'}")
-    done = children.run(command, threads)
+    done = children.run(command, threads, run_dir.parent / f".{job.name}.log")
     config_file.unlink(missing_ok=True)
     if done is None:
         return
@@ -143,7 +154,7 @@ def _train_child(job: Job, run_dir: Path, threads: int, log: Callable[[str], Non
         log(f"{job.name}: interrupted")
         return
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        lines = done.stdout.strip().splitlines() or ["no output"]
         raise UserError(f"run {job.name} failed ({run_dir}): {lines[-1]}")
     log(f"{job.name}: done")
 
