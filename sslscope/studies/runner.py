@@ -99,16 +99,19 @@ class _Children:
         output.parent.mkdir(parents=True, exist_ok=True)
         with open(output, "wb") as sink:
             with self._lock:  # a stop between this check and Popen would miss the new child
-                if self.stopping is not None:
-                    return None
-                child = subprocess.Popen(command, env=env, stdout=sink,
-                                         stderr=subprocess.STDOUT)
-                self._live.add(child)
+                child = None if self.stopping is not None else subprocess.Popen(
+                    command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+                if child is not None:
+                    self._live.add(child)
             try:
-                child.wait()
+                if child is not None:
+                    child.wait()
             finally:
                 with self._lock:
                     self._live.discard(child)
+        if child is None:
+            output.unlink(missing_ok=True)
+            return None
         text = output.read_text(encoding="utf-8", errors="replace")
         output.unlink(missing_ok=True)
         return subprocess.CompletedProcess(command, child.returncode, text, "")
