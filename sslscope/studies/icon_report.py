@@ -15,7 +15,7 @@ from sslscope.icon.clustering import LADDER
 from sslscope.report.figures import embed_figure
 from sslscope.report.page import CSS
 from sslscope.studies.claims import Claim, claims_table
-from sslscope.studies.icon_claims import PROBES, Results, mean, pct
+from sslscope.studies.icon_claims import PROBES, Results, mean, pct, spread
 from sslscope.studies.icon_maps import MAPS, REFERENCE, TRUST_K
 
 CLUSTERING_LABELS = {"kmeans": "k-means on h", "kmeans_l2": "k-means on L2-normalised h",
@@ -88,8 +88,9 @@ def _debias_figure(r: Results) -> Figure:
     for ax, (probe, label) in zip(fig.subplots(1, len(PROBES)), PROBES.items(), strict=True):
         for kernel in r.kernels():
             alphas = r.alphas()
-            values = [100 * np.array(r.debias[(kernel, a)][probe]) for a in alphas]
-            ax.errorbar(alphas, [v.mean() for v in values], yerr=[v.std() for v in values],
+            values = [[100 * v for v in r.debias[(kernel, a)][probe]] for a in alphas]
+            # The tables' numbers: the mean and the sample std over seeds (icon_claims).
+            ax.errorbar(alphas, [mean(v) for v in values], yerr=[spread(v) for v in values],
                         marker="o", capsize=3, label=kernel)
         ax.set(xlabel="debiasing α (p and q)", ylabel=f"h {label} test accuracy (%)",
                xticks=r.alphas())
